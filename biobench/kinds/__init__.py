@@ -1,0 +1,1 @@
+"""Task kinds: how to encode examples, which head, how to decode and score."""

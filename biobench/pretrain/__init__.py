@@ -1,0 +1,1 @@
+"""Continued pretraining: MLM twin and CLM detour (see issue: Pretraining)."""

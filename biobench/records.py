@@ -1,0 +1,149 @@
+"""RunRecord: one JSON file per model × task × seed, written once and atomically.
+
+Layout: `<out>/<model-slug>/<task>/seed-<S>.json`. A record is written to a temporary file in
+the same folder, flushed to disk, then renamed over the final name, so a crash or a kill leaves
+either the old state or the complete new record, never a truncated file.
+
+Resume rule (copied from inspect_ai's eval sets): a cell is done when its record has
+`status: ok` and the same identity (model, model_sha, task, card_version, card_hash,
+data_sha256, protocol). A failed record or one with another identity is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RECORD_FORMAT = 1
+
+
+@dataclass
+class RunRecord:
+    model: str
+    model_sha: str
+    task: str
+    language: str
+    kind: str
+    seed: int
+    protocol: dict[str, Any]  # the resolved Protocol, every hyper-parameter
+    metric: str  # name of the primary metric
+    dev: dict[str, float] = field(default_factory=dict)  # all dev metrics of the best epoch
+    test: dict[str, float] = field(default_factory=dict)
+    primary: float | None = None  # test value of the primary metric, 0-100
+    n_train: int = 0
+    n_dev: int = 0
+    n_test: int = 0
+    epochs_run: int = 0
+    best_epoch: int = 0
+    duration_s: float = 0.0
+    device: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    data_sha256: str = ""
+    data_release: str = ""
+    card_version: int = 0
+    card_hash: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)  # truncation counts, split rule, flattening losses...
+    history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch train loss and dev scores
+    status: str = "ok"  # ok | failed
+    error: str | None = None
+    source: str = "run"  # run | published
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    format: int = RECORD_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunRecord":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for an existing record to stand in for a new run (see module doc)."""
+        return {
+            "model": self.model,
+            "model_sha": self.model_sha,
+            "task": self.task,
+            "seed": self.seed,
+            "card_version": self.card_version,
+            "card_hash": self.card_hash,
+            "data_sha256": self.data_sha256,
+            "protocol": self.protocol,
+        }
+
+
+def model_slug(model: str) -> str:
+    """A folder-safe name for a hub id or a local path (`org/name` -> `org__name`)."""
+    text = model.rstrip("/")
+    if os.path.isdir(text):
+        text = os.path.basename(os.path.abspath(text))
+    return re.sub(r"[^A-Za-z0-9._-]+", "__", text).strip("_") or "model"
+
+
+def record_path(out: str | Path, model: str, task: str, seed: int) -> Path:
+    return Path(out) / model_slug(model) / task / f"seed-{seed}.json"
+
+
+def write_record(record: RunRecord, path: str | Path) -> Path:
+    """Write atomically: temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record.to_dict(), fh, indent=2, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+class RecordError(ValueError):
+    """A record file is unreadable or malformed; the message names the file."""
+
+
+def read_record(path: str | Path) -> RunRecord:
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: not a readable JSON record: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RecordError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    missing = [k for k in ("model", "task", "seed", "metric", "status") if k not in raw]
+    if missing:
+        raise RecordError(f"{path}: field '{missing[0]}' missing (not a biobench record?)")
+    return RunRecord.from_dict(raw)
+
+
+def find_records(root: str | Path) -> list[Path]:
+    """Every record file below `root` (temporary files of interrupted writes are ignored)."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
+
+
+def existing_ok(path: str | Path, identity: dict[str, Any]) -> RunRecord | None:
+    """The record at `path` if it is `ok` and matches `identity`; else None (the cell must run)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        rec = read_record(path)
+    except RecordError:
+        return None
+    if rec.status != "ok":
+        return None
+    return rec if rec.identity() == identity else None
