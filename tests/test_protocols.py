@@ -1,0 +1,39 @@
+"""Protocol presets resolve in the documented order: preset, card overrides, flags."""
+
+import pytest
+
+from biobench.protocols import resolve_protocol
+
+
+def test_paper_presets_follow_the_paper():
+    en_ner = resolve_protocol("paper", "en", "token_ner")
+    assert (en_ner.lr, en_ner.batch_size, en_ner.epochs, en_ner.weight_decay) == (5e-5, 16, 20, 0.01)
+    assert resolve_protocol("paper", "en", "classification").epochs == 10
+    fr_ml = resolve_protocol("paper", "fr", "multilabel")
+    assert (fr_ml.lr, fr_ml.batch_size, fr_ml.epochs, fr_ml.warmup_ratio, fr_ml.weighted_bce) == (2e-5, 4, 15, 0.1, True)
+    assert resolve_protocol("paper", "fr", "token_ner").max_steps == 4000
+
+
+def test_override_order():
+    card = {"paper": {"epochs": 3, "lr": 1e-5}, "smoke": {"epochs": 2}}
+    p = resolve_protocol("paper", "en", "classification", card, {"lr": 3e-5, "batch_size": None})
+    assert (p.epochs, p.lr, p.batch_size) == (3, 3e-5, 16)
+    s = resolve_protocol("smoke", "en", "classification", card)
+    assert (s.name, s.epochs, s.max_train_examples) == ("smoke", 2, 256)
+
+
+def test_protocol_file(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("name: mine\nlr: 1.0e-4\nepochs: 2\n")
+    p = resolve_protocol(str(f), "en", "token_ner")
+    assert (p.name, p.lr, p.epochs, p.batch_size) == ("mine", 1e-4, 2, 16)
+    f.write_text("learning_rate: 1\n")
+    with pytest.raises(ValueError, match="unknown 'learning_rate'"):
+        resolve_protocol(str(f), "en", "token_ner")
+
+
+def test_unknown_preset_and_flag():
+    with pytest.raises(ValueError, match="unknown protocol preset 'fast'"):
+        resolve_protocol("fast", "en", "token_ner")
+    with pytest.raises(ValueError, match="unknown 'epoch'"):
+        resolve_protocol("paper", "en", "token_ner", flags={"epoch": 3})
