@@ -1,0 +1,236 @@
+"""`biobench pretrain` end to end on tiny random-init encoders (MiniLM's tokenizer) and real PubMed text."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from biobench.cli import main
+
+V = 1000  # vocabulary of the test tokenizer
+
+
+def _save_tiny(out: Path, config, tokenizer_dir: Path) -> Path:
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    AutoModelForMaskedLM.from_config(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, shared_data):
+    """The first 60 real PubMed abstracts (one per line)."""
+    lines = (shared_data / "pretrain/en/pubmed_abstracts_1MB/PubMedAbstract_1MB.txt").read_text().splitlines()[:60]
+    path = tmp_path_factory.mktemp("corpus") / "pubmed60.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory, corpus):
+    """A small deterministic BERT WordPiece vocabulary from the corpus (its characters and most frequent words):
+    a 1000-entry output layer keeps CPU steps fast."""
+    from collections import Counter
+
+    from transformers import BertTokenizer
+
+    text = corpus.read_text().lower()
+    chars = sorted({c for c in text if not c.isspace()})
+    words = Counter(re.findall(r"\w+", text))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = specials + chars + ["##" + c for c in chars]
+    pieces += [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if w not in pieces][: V - len(pieces)]
+    out = tmp_path_factory.mktemp("tokenizer")
+    BertTokenizer(vocab={p: i for i, p in enumerate(pieces)}).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory, tokenizer_dir):
+    from transformers import BertConfig
+
+    config = BertConfig(vocab_size=V, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=128)  # dropout 0.1: resume must restore it
+    return _save_tiny(tmp_path_factory.mktemp("tiny-bert"), config, tokenizer_dir)
+
+
+def pretrain(init, corpus, out, *extra, objective="mlm", tokens=512, seq_len=32, micro=2, batch=128) -> int:
+    return main(["pretrain", "--init", str(init), "--corpus", str(corpus), "--objective", objective,
+                 "--tokens", str(tokens), "--seq-len", str(seq_len), "--micro-batch", str(micro),
+                 "--batch-tokens", str(batch), "--out", str(out), "--decay-fraction", "0.5", "--precision", "fp32",
+                 *map(str, extra)])
+
+
+def log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def twins(tiny_bert, corpus, tmp_path_factory):
+    """Both arms, same seed: 8 phase-1 steps + 8 decay steps of 8 x 64 tokens x 2 accumulation (the decay is
+    as long as phase 1 so that the tiny model is still learning in it)."""
+    outs = {}
+    for objective in ("mlm", "detour"):
+        outs[objective] = tmp_path_factory.mktemp(objective)
+        assert pretrain(tiny_bert, corpus, outs[objective], "--lr", "3e-3", "--warmup-tokens", "1024", "--decay-fraction", 1,
+                        objective=objective, tokens=8 * 1024, seq_len=64, micro=8, batch=1024) == 0
+    return outs
+
+
+def test_twin_arms_read_the_same_token_stream_and_differ_only_in_phase1(twins):
+    mlm, detour = log(twins["mlm"]), log(twins["detour"])
+    assert len(mlm) == len(detour) == 16
+    assert [r["batch_sha1"] for r in mlm] == [r["batch_sha1"] for r in detour], "same sequences, same order"
+    assert [r["phase"] for r in mlm] == ["phase1"] * 8 + ["decay"] * 8
+    assert {r["objective"] for r in mlm[:8]} == {"mlm"} and {r["objective"] for r in detour[:8]} == {"clm"}
+    assert [r["lr"] for r in mlm] == [r["lr"] for r in detour]
+    assert [(r["objective"], r["phase_tokens"]) for r in mlm[8:]] == [(r["objective"], r["phase_tokens"]) for r in detour[8:]]
+    a, b = (json.loads((twins[k] / "pretrain_config.json").read_text()) for k in ("mlm", "detour"))
+    differing = {k for k in a if a[k] != b[k]} - {"out"}
+    assert differing == {"objective", "phases"} and a["phases"][1] == b["phases"][1]
+
+
+def test_loss_goes_down_in_both_phases_of_both_arms(twins):
+    for objective, out in twins.items():
+        for phase in ("phase1", "decay"):
+            losses = [r["loss"] for r in log(out) if r["phase"] == phase]
+            half = len(losses) // 2
+            first, last = sum(losses[:half]) / half, sum(losses[-half:]) / half
+            assert last < first, f"{objective} {phase}: loss {losses}"
+
+
+def test_output_is_a_bidirectional_hf_checkpoint(twins):
+    from transformers import AutoModelForMaskedLM, AutoModelForTokenClassification, AutoTokenizer
+
+    out = twins["detour"]
+    assert {"model.safetensors", "config.json", "tokenizer.json", "pretrain_config.json", "log.jsonl"} <= {p.name for p in out.iterdir()}
+    model = AutoModelForMaskedLM.from_pretrained(out)
+    assert not model.config.is_decoder and not any(getattr(m, "is_causal", False) is True for m in model.modules())
+    AutoModelForTokenClassification.from_pretrained(out, num_labels=3)
+    AutoTokenizer.from_pretrained(out)
+    recorded = json.loads((out / "pretrain_config.json").read_text())
+    assert recorded["objective"] == "detour" and recorded["accum_steps"] == 2 and recorded["batch_tokens"] == 1024
+    assert recorded["phases"][0]["objective"] == "clm" and recorded["versions"]["torch"] == torch.__version__
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_bert, corpus, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert pretrain(tiny_bert, corpus, whole, objective="detour", tokens=4 * 128) == 0  # 4 + 2 steps
+    assert pretrain(tiny_bert, corpus, killed, "--checkpoint-every", 2, "--max-steps", 3, objective="detour", tokens=4 * 128) == 0
+    assert torch.load(killed / "checkpoint.pt", weights_only=True)["step"] == 2 and len(log(killed)) == 3
+    assert pretrain(tiny_bert, corpus, killed, "--checkpoint-every", 2, "--resume", objective="detour", tokens=4 * 128) == 0
+    a, b = load_file(whole / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resume must be bitwise exact on CPU"
+    assert [r["step"] for r in log(killed)] == list(range(1, 7)) and log(killed) == [
+        {**r, "tokens_per_s": s["tokens_per_s"]} for r, s in zip(log(whole), log(killed))]
+
+
+def test_resume_with_a_different_configuration_is_refused(tiny_bert, corpus, tmp_path, capsys):
+    assert pretrain(tiny_bert, corpus, tmp_path, "--max-steps", 1, "--checkpoint-every", 1) == 0
+    assert pretrain(tiny_bert, corpus, tmp_path, "--lr", "1e-3", "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "biobench pretrain: --resume: configuration differs from the checkpoint's (lr: checkpoint has 0.0002, this run has 0.001)"
+    assert pretrain(tiny_bert, corpus, tmp_path) == 2  # an existing checkpoint without --resume
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_frozen_layers_do_not_move_and_the_rest_do(tiny_bert, corpus, tmp_path):
+    init = load_file(tiny_bert / "model.safetensors")
+    args = ("--freeze", "phase1:0-0", "--freeze", "decay:1-1", "--checkpoint-every", 4)
+    assert pretrain(tiny_bert, corpus, tmp_path, *args, "--max-steps", 4, tokens=4 * 128) == 0  # end of phase 1
+    after1 = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
+    assert pretrain(tiny_bert, corpus, tmp_path, *args, "--resume", tokens=4 * 128) == 0
+    final = load_file(tmp_path / "model.safetensors")
+
+    def moved(a, b, part):
+        keys = [k for k in init if part in k]
+        assert keys
+        return [not torch.equal(a[k], b[k]) for k in keys]
+
+    assert not any(moved(init, after1, "layer.0.")), "layer 0 frozen in phase 1"
+    assert all(moved(init, after1, "layer.1.")) and all(moved(init, after1, "embeddings.word"))
+    assert not any(moved(after1, final, "layer.1.")), "layer 1 frozen in the decay"
+    assert all(moved(after1, final, "layer.0."))
+
+
+def test_modernbert_detour_runs_and_saves(tmp_path, corpus, tokenizer_dir):
+    from transformers import AutoModelForMaskedLM, ModernBertConfig
+
+    config = ModernBertConfig(vocab_size=V, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                              intermediate_size=64, local_attention=16, global_attn_every_n_layers=3, pad_token_id=0,
+                              cls_token_id=2, sep_token_id=3, bos_token_id=2, eos_token_id=3)
+    init = _save_tiny(tmp_path / "tiny-modernbert", config, tokenizer_dir)
+    assert pretrain(init, corpus, tmp_path / "out", "--freeze", "phase1:0-1", objective="detour", tokens=2 * 128) == 0
+    assert [r["objective"] for r in log(tmp_path / "out")] == ["clm", "clm", "mlm"]
+    assert AutoModelForMaskedLM.from_pretrained(tmp_path / "out").config.model_type == "modernbert"
+
+
+def test_bad_input_stops_before_training_in_one_line(tiny_bert, corpus, tmp_path, minilm_path, tokenizer_dir, capsys):
+    from transformers import BertConfig, BertForMaskedLM, FNetConfig, GPT2Config
+
+    (tmp_path / "empty.txt").write_text("")
+    no_tok = tmp_path / "no-tokenizer"
+    BertForMaskedLM(BertConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64)).save_pretrained(no_tok)
+    gpt2 = tmp_path / "gpt2"
+    GPT2Config(n_layer=1, n_embd=32, n_head=4).save_pretrained(gpt2)
+    shutil.copytree(tokenizer_dir, gpt2, dirs_exist_ok=True)
+    fnet = _save_tiny(tmp_path / "fnet", FNetConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2,
+                                                     intermediate_size=64), tokenizer_dir)
+    cases = [
+        ((tiny_bert, tmp_path / "missing.txt"), {}, "--corpus {}: no such file or folder".format(tmp_path / "missing.txt")),
+        ((tiny_bert, tmp_path / "empty.txt"), {}, f"--corpus {tmp_path / 'empty.txt'}: file is empty"),
+        ((tiny_bert, corpus), {"tokens": 100}, "--tokens 100: smaller than one optimizer step (--batch-tokens 128)"),
+        ((minilm_path, corpus), {}, f"--init {minilm_path}: checkpoint has no masked-LM head weights"),
+        ((no_tok, corpus), {}, f"--init {no_tok}: no tokenizer files"),
+        ((gpt2, corpus), {}, f"--init {gpt2}: architecture 'gpt2' has no masked-LM head class"),
+        ((fnet, corpus), {"objective": "detour"}, "--objective detour: fnet attention has no causal switch"),
+        ((tiny_bert, corpus, tmp_path / "o", "--freeze", "phase1:0-2"), {}, "--freeze phase1:0-2: outside the model's 2 layers"),
+    ]
+    for args, kwargs, message in cases:
+        args = (*args[:2], args[2] if len(args) > 2 else tmp_path / "o", *args[3:])
+        assert pretrain(*args, **kwargs) == 2, message
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("biobench pretrain:")]
+        assert len(err) == 1 and err[0].startswith(f"biobench pretrain: {message}"), (message, err)
+    assert not (tmp_path / "o").exists(), "nothing written before the checks pass"
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_with_gloo_match_one_process(tmp_path, corpus, tokenizer_dir):
+    """DDP on 2 CPU processes: each rank takes every other micro-batch; the result equals accumulation on one."""
+    from transformers import BertConfig
+
+    config = BertConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    init = _save_tiny(tmp_path / "tiny", config, tokenizer_dir)
+    args = ["--init", str(init), "--corpus", str(corpus), "--objective", "detour", "--tokens", "384", "--seq-len", "32",
+            "--micro-batch", "2", "--batch-tokens", "128", "--decay-fraction", "0.34", "--precision", "fp32", "--checkpoint-every", "2"]
+    assert main(["pretrain", *args, "--out", str(tmp_path / "one")]) == 0
+    # accelerate 1.x runs `--cpu --num_processes 2` as one process unless MPI is installed; its torchrun path
+    # (--multi_gpu) with ACCELERATE_USE_CPU=1 starts 2 CPU processes on the gloo backend.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                          "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no",
+                          "--dynamo_backend", "no", "-m", "biobench", "pretrain", *args, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    recorded = json.loads((tmp_path / "two" / "pretrain_config.json").read_text())
+    assert recorded["world_size"] == 2 and recorded["accum_steps"] == 1
+    assert [r["phase"] for r in log(tmp_path / "two")] == ["phase1"] * 3 + ["decay"]
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
