@@ -27,6 +27,9 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("micro_f1", "macro_f1", "weighted_f1", "accuracy"),
     "multilabel": ("micro_f1", "macro_f1"),
     "similarity": ("pearson", "spearman"),
+    # Multiple-choice QA with one or more correct options (FrenchMedMCQA): DrBenchmark's Hamming score
+    # (per question |predicted & gold| / |predicted | gold|, averaged) and exact-match ratio.
+    "multiple_choice": ("hamming_score", "emr"),
 }
 KINDS = tuple(KIND_METRICS)
 

@@ -37,3 +37,10 @@ def test_unknown_preset_and_flag():
         resolve_protocol("fast", "en", "token_ner")
     with pytest.raises(ValueError, match="unknown 'epoch'"):
         resolve_protocol("paper", "en", "token_ner", flags={"epoch": 3})
+
+
+def test_benchmark_presets_are_named_apart_from_the_paper():
+    b = resolve_protocol("blurb", "en", "token_ner")
+    d = resolve_protocol("drbenchmark", "fr", "similarity", {"drbenchmark": {"epochs": 30}})
+    assert (b.name, b.batch_size, b.epochs) == ("blurb", 32, 20)
+    assert (d.name, d.lr, d.epochs) == ("drbenchmark", 2e-5, 30)

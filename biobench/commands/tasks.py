@@ -46,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
                       "yes" if r["data_here"] else "no", r["hub"] or "-")
     Console().print(table)
     if data_dir is None:
-        Console(stderr=True).print("[dim]no --data-dir / BIOBENCH_DATA_DIR: 'data here' checks the hub cache only[/dim]")
+        Console(stderr=True).print("[dim]no --data-dir / BIOBENCH_DATA_DIR given: 'data here' is only checked against a local mirror[/dim]")
     return 0

@@ -15,13 +15,25 @@ standoff corpus). Entity counts are reported per release split, before any holdo
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Iterator
 
 from biobench.data.errors import DataError
 from biobench.data.schema import check_label
 from biobench.data.source import ReadContext, SourceFiles, SplitRead, check_options
-from biobench.data.spans import Entity, document_rows
+from biobench.data.spans import TOKEN_RE, Entity, document_rows
+
+
+@dataclass(frozen=True)
+class Note:
+    """A `#` line: `#<n><TAB><note type> <ref><TAB><text>` (AnnotatorNotes, or a normalisation such as
+    FRACCO's `ICD-O`, FRASIMED's `ICD-O-3.1` / `SNOMED`)."""
+
+    type: str
+    ref: str
+    text: str
+    line: int
 
 
 @dataclass
@@ -30,12 +42,16 @@ class Document:
     text: str
     entities: list[Entity]
     ignored: Counter  # line type letter -> count of lines not read (R, E, A, N, ...)
-    annotator_notes: int
+    notes: list[Note]
+
+    @property
+    def annotator_notes(self) -> int:
+        return len(self.notes)
 
 
-def parse_ann(ann: str, text: str, where_file: str) -> tuple[list[Entity], Counter, int]:
+def parse_ann(ann: str, text: str, where_file: str) -> tuple[list[Entity], Counter, list[Note]]:
     entities: list[Entity] = []
-    note_refs: list[tuple[int, str]] = []
+    notes: list[Note] = []
     ignored: Counter = Counter()
     for lineno, line in enumerate(ann.split("\n"), start=1):
         line = line.rstrip("\r")
@@ -49,14 +65,14 @@ def parse_ann(ann: str, text: str, where_file: str) -> tuple[list[Entity], Count
             head = parts[1].split() if len(parts) >= 2 else []
             if len(head) != 2:
                 raise DataError(f"{where}: expected '#<n><TAB><note type> T<n><TAB><note>', got {line!r}")
-            note_refs.append((lineno, head[1]))
+            notes.append(Note(type=head[0], ref=head[1], text="\t".join(parts[2:]).strip(), line=lineno))
         else:
             ignored[line[0]] += 1
     ids = {e.id for e in entities}
-    for lineno, ref in note_refs:
-        if ref.startswith("T") and ref not in ids:
-            raise DataError(f"{where_file}:{lineno}: note refers to entity {ref!r}, which the file does not define")
-    return entities, ignored, len(note_refs)
+    for note in notes:
+        if note.ref.startswith("T") and note.ref not in ids:
+            raise DataError(f"{where_file}:{note.line}: note refers to entity {note.ref!r}, which the file does not define")
+    return entities, ignored, notes
 
 
 def _parse_t_line(line: str, text: str, where: str, lineno: int) -> Entity:
@@ -82,7 +98,9 @@ def _parse_t_line(line: str, text: str, where: str, lineno: int) -> Entity:
     return Entity(id=ent_id, type=etype, fragments=tuple(fragments), line=lineno)
 
 
-def read_folder(files: SourceFiles, folder: str) -> list[Document]:
+def read_folder(files: SourceFiles, folder: str, missing_ann: list[str] | None = None) -> list[Document]:
+    """Every `.txt`/`.ann` pair below `folder`. A `.txt` without its `.ann` is an error, unless the
+    caller passes `missing_ann` (a card option naming such documents), which collects them instead."""
     base = files.folder(folder)
     stems = sorted({p.with_suffix("").relative_to(files.root).as_posix()
                     for p in base.iterdir() if p.suffix in (".txt", ".ann")})
@@ -90,37 +108,90 @@ def read_folder(files: SourceFiles, folder: str) -> list[Document]:
     for stem in stems:
         text = files.read_text(stem + ".txt")
         ann_name = stem + ".ann"
+        if missing_ann is not None and not (files.root / ann_name).is_file():
+            missing_ann.append(stem)
+            continue
         entities, ignored, notes = parse_ann(files.read_text(ann_name), text, str(files.root / ann_name))
-        docs.append(Document(id=stem, text=text, entities=entities, ignored=ignored, annotator_notes=notes))
+        docs.append(Document(id=stem, text=text, entities=entities, ignored=ignored, notes=notes))
     return docs
 
 
+def _note_group(note: Note, type_map: dict[str, str]) -> str:
+    """MANTRA GSC: the entity type is the last field of `"CUI", "name", "semantic type" ,"GROUP"`."""
+    import csv
+
+    cells = next(csv.reader([note.text], skipinitialspace=True), [""])
+    group = cells[-1].strip().strip('"').strip()
+    return type_map.get(group, group)
+
+
+def _types_from_notes(doc: Document, note_type: str, type_map: dict[str, str], where_file: str) -> list[Entity]:
+    """Replace each entity's type with the group its `note_type` note gives (an entity without one: error)."""
+    by_ref = {n.ref: n for n in doc.notes if n.type == note_type}
+    out = []
+    for ent in doc.entities:
+        if ent.id not in by_ref:
+            raise DataError(f"{where_file}:{ent.line}: entity {ent.id} has no '{note_type}' note to take its type from")
+        out.append(replace(ent, type=_note_group(by_ref[ent.id], type_map)))
+    return out
+
+
+OPTIONS = {"type_from_note", "type_map"}
+
+
 def read(ctx: ReadContext, split: str, entry: Any) -> SplitRead:
-    check_options(ctx.options, set(), ctx, "data.local.options")
+    """Options: `type_from_note` (a note type, e.g. AnnotatorNotes: the entity type is the last
+    comma-separated field of that note, as in MANTRA GSC whose BRAT types are CUIs) and `type_map`
+    (note value -> entity type, for a release's malformed values; anything unmapped must be declared)."""
+    check_options(ctx.options, OPTIONS, ctx, "data.local.options")
+    type_map = dict(ctx.options.get("type_map") or {})
     folders = entry if isinstance(entry, list) else [entry]
+
+    def documents() -> Iterator[Document]:
+        for folder in folders:
+            for doc in read_folder(ctx.files, folder):
+                if ctx.options.get("type_from_note"):
+                    doc.entities = _types_from_notes(doc, ctx.options["type_from_note"], type_map,
+                                                     str(ctx.files.root / (doc.id + ".ann")))
+                yield doc
+
+    rows, notes = token_rows(ctx, documents(), lambda doc, ent: f"{ctx.files.root / (doc.id + '.ann')}:{ent.line}")
+    return SplitRead(rows=rows, files=list(folders), notes=notes, labels=release_types(ctx, notes))
+
+
+def release_types(ctx: ReadContext, notes: dict[str, Any]) -> list[str] | None:
+    """With `labels: from_data`, the entity types are those of the whole release (every split read), so a
+    type that a random split happens to put only in test is still a class; None when the card declares them."""
+    return None if ctx.labels is not None else sorted(notes["flattening"]["by_type"])
+
+
+def token_rows(ctx: ReadContext, docs: Iterable[Document], locate: Callable[[Document, Entity], str],
+               pattern: re.Pattern = TOKEN_RE) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Documents with character-offset entities -> token_ner rows and the notes every standoff reader
+    reports (entity counts by type, flattening and alignment losses, lines not read). `locate` gives
+    the file:line of an entity for messages."""
     rows: list[dict[str, Any]] = []
     flat: Counter = Counter()
     by_type: Counter = Counter()
     align: Counter = Counter()
     ignored: Counter = Counter()
     n_docs = n_notes = 0
-    for folder in folders:
-        for doc in read_folder(ctx.files, folder):
-            for ent in doc.entities:
-                check_label(ent.type, ctx.labels, f"{ctx.files.root / (doc.id + '.ann')}:{ent.line}")
-                by_type[ent.type] += 1
-            doc_rows, stats = document_rows(doc.id, doc.text, doc.entities)
-            rows.extend(doc_rows)
-            flat.update({k: v for k, v in stats.items() if k not in ("forced_splits", "unaligned")})
-            align.update({k: stats[k] for k in ("forced_splits", "unaligned")})
-            ignored.update(doc.ignored)
-            n_docs += 1
-            n_notes += doc.annotator_notes
+    for doc in docs:
+        for ent in doc.entities:
+            check_label(ent.type, ctx.labels, locate(doc, ent))
+            by_type[ent.type] += 1
+        doc_rows, stats = document_rows(doc.id, doc.text, doc.entities, pattern)
+        rows.extend(doc_rows)
+        flat.update({k: v for k, v in stats.items() if k not in ("forced_splits", "unaligned")})
+        align.update({k: stats[k] for k in ("forced_splits", "unaligned")})
+        ignored.update(doc.ignored)
+        n_docs += 1
+        n_notes += doc.annotator_notes
     flattening = {k: flat[k] for k in ("entities", "kept", "nested", "crossing", "duplicate", "discontinuous")}
     flattening["by_type"] = dict(sorted(by_type.items()))
-    return SplitRead(rows=rows, files=list(folders), notes={
+    return rows, {
         "documents": n_docs,
         "flattening": flattening,
         "alignment": {k: align[k] for k in ("forced_splits", "unaligned")},
         "ann_lines": {"annotator_notes": n_notes, "ignored": dict(sorted(ignored.items()))},
-    })
+    }

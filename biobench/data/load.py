@@ -23,14 +23,17 @@ from typing import Any, Callable
 import datasets
 
 from biobench.cards import SPLITS, TaskCard
-from biobench.data import brat, conll, hoc, splits, tabular
+from biobench.data import (brat, brat_codes, clister, conll, ddi, deid, hoc, meddialog, phenotype, pubmedqa, splits,
+                           tabular)
 from biobench.data.errors import DataError
 from biobench.data.hub import read_hub
 from biobench.data.schema import FEATURES, row_labels
 from biobench.data.source import ReadContext, SourceFiles
 
-READERS: dict[str, Callable[..., Any]] = {"conll": conll.read, "brat": brat.read, "hoc": hoc.read,
-                                          **tabular.READERS}
+READERS: dict[str, Callable[..., Any]] = {
+    "conll": conll.read, "brat": brat.read, "hoc": hoc.read, "brat_codes": brat_codes.read,
+    "phenotype": phenotype.read, "deid": deid.read, "meddialog": meddialog.read, "clister": clister.read,
+    "ddi": ddi.read, "pubmedqa": pubmedqa.read, **tabular.READERS}
 
 __all__ = ["READERS", "DataError", "LoadedTask", "load_task", "local_available", "resolve_data_dir"]
 
@@ -91,17 +94,22 @@ def _read_local(card: TaskCard, task_dir: Path) -> tuple[dict[str, list], dict[s
                             "out of train; list no validation files")
         result = reader(ctx, split, local.files[split])
         release[split], files[split] = result.rows, result.files
+        if result.labels is not None:  # union over the release's splits
+            notes["reader_labels"] = sorted(set(notes.get("reader_labels", [])) | set(result.labels))
         for key, value in result.notes.items():
             notes.setdefault(key, {})[split] = value
     notes["files"] = files
     return release, files, ctx.files.sha256(), notes
 
 
-def _resolve_labels(card: TaskCard, final: dict[str, list[dict[str, Any]]]) -> list[str] | None:
+def _resolve_labels(card: TaskCard, final: dict[str, list[dict[str, Any]]],
+                    reader_labels: list[str] | None = None) -> list[str] | None:
     if card.kind == "similarity":
         return None
     if card.labels is not None:
         return list(card.labels)
+    if reader_labels is not None:  # derived by the reader from the whole release (rows already checked)
+        return list(reader_labels)
     def seen(rows: list[dict[str, Any]]) -> set[str]:
         if card.kind == "token_ner":
             return {tag[2:] for row in rows for tag in row["tags"] if tag != "O"}
@@ -153,10 +161,12 @@ def load_task(card: TaskCard, data_dir: str | Path | None = None) -> LoadedTask:
         if not final[split]:
             raise DataError(f"task '{card.name}': split '{split}' is empty after the split rule "
                             f"({rule_text}) in {card.path}")
-    labels = _resolve_labels(card, final)
+    reader_labels = notes.pop("reader_labels", None)
+    labels = _resolve_labels(card, final, reader_labels)
     dsd = datasets.DatasetDict({s: datasets.Dataset.from_list(final[s], features=FEATURES[card.kind])
                                 for s in SPLITS})
     notes = {"split_rule": rule_text, "release": card.data.release, **notes}
     if labels is not None:
-        notes["labels_from"] = "card" if card.labels is not None else "train"
+        notes["labels_from"] = ("card" if card.labels is not None else
+                                "reader" if reader_labels is not None else "train")
     return LoadedTask(splits=dsd, labels=labels, data_sha256=sha, source=source, notes=notes)

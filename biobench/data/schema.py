@@ -24,6 +24,9 @@ FEATURES: dict[str, datasets.Features] = {
     "multilabel": datasets.Features({"id": _STR, "group": _STR, "text": _STR, "labels": datasets.List(_STR)}),
     "similarity": datasets.Features({"id": _STR, "group": _STR, "text": _STR, "text_pair": _STR,
                                      "score": datasets.Value("float64")}),
+    # choices[i] is the option the card's labels[i] names (FrenchMedMCQA: a..e); answers: the correct ones.
+    "multiple_choice": datasets.Features({"id": _STR, "group": _STR, "text": _STR, "choices": datasets.List(_STR),
+                                          "answers": datasets.List(_STR)}),
 }
 
 
@@ -85,6 +88,17 @@ def normalise_row(kind: str, raw: dict[str, Any], labels: tuple[str, ...] | None
         except (TypeError, ValueError):
             raise DataError(f"{where}: column 'score': expected a number, got {raw.get('score')!r}") from None
         row.update(text=_text(raw, "text", where), text_pair=_text(raw, "text_pair", where), score=score)
+    elif kind == "multiple_choice":
+        choices, answers = raw.get("choices"), raw.get("answers")
+        if not (isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices)):
+            raise DataError(f"{where}: column 'choices': expected a non-empty list of texts, got {choices!r}")
+        if labels is not None and len(choices) != len(labels):
+            raise DataError(f"{where}: {len(choices)} choices, but the card names {len(labels)} ({list(labels)})")
+        if not (isinstance(answers, list) and answers):
+            raise DataError(f"{where}: column 'answers': expected a non-empty list of choice names, got {answers!r}")
+        for answer in answers:
+            check_label(str(answer), labels, where)
+        row.update(text=_text(raw, "text", where), choices=list(choices), answers=[str(a) for a in answers])
     else:
         raise DataError(f"{where}: unknown task kind {kind!r}")
     return row
@@ -99,6 +113,8 @@ def row_labels(kind: str, row: dict[str, Any]) -> Iterable[str]:
         return (row["label"],)
     if kind == "multilabel":
         return row["labels"]
+    if kind == "multiple_choice":
+        return row["answers"]
     return ()
 
 

@@ -74,6 +74,9 @@ class SplitRead:
     rows: list[dict[str, Any]]
     files: list[str]  # relative paths, for messages about this split
     notes: dict[str, Any] = field(default_factory=dict)
+    # The label set the reader derived from the whole release (e.g. FRACCO's k most frequent codes),
+    # used when the card says `labels: from_data`; None: labels come from the card or from train.
+    labels: list[str] | None = None
 
 
 def file_entries(entry: Any, defaults: dict[str, Any], allowed: set[str], ctx: ReadContext,
@@ -103,3 +106,11 @@ def check_options(options: dict[str, Any], allowed: set[str], ctx: ReadContext, 
     if unknown:
         raise DataError(f"{ctx.card_path}: field '{where}.{unknown[0]}': expected one of {sorted(allowed)} "
                         "(unknown option for this reader)")
+
+
+def one_file(ctx: ReadContext, split: str, entry: Any, allowed: set[str], what: str) -> str:
+    """Check the card's options and that a split's entry is one file name (readers of one-file releases)."""
+    check_options(ctx.options, allowed, ctx, "data.local.options")
+    if not isinstance(entry, str):
+        raise DataError(f"{ctx.card_path}: field 'data.local.files.{split}': expected {what}, got {entry!r}")
+    return entry

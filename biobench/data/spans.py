@@ -71,11 +71,11 @@ def flatten(entities: list[Entity]) -> tuple[list[Entity], Counter]:
     return kept, stats
 
 
-def tokenize(text: str, boundaries: list[int]) -> tuple[list[tuple[int, int]], int]:
+def tokenize(text: str, boundaries: list[int], pattern: re.Pattern = TOKEN_RE) -> tuple[list[tuple[int, int]], int]:
     """Regex tokens as (start, end) offsets, split at every boundary inside one; returns the count."""
     tokens: list[tuple[int, int]] = []
     forced = 0
-    for m in TOKEN_RE.finditer(text):
+    for m in pattern.finditer(text):
         start, end = m.span()
         inner = boundaries[bisect_right(boundaries, start):bisect_left(boundaries, end)]
         forced += len(inner)
@@ -100,10 +100,12 @@ def sentence_starts(text: str, kept: list[Entity]) -> list[int]:
     return sorted(p for p in set(candidates) if not inside_entity(p))
 
 
-def document_rows(doc_id: str, text: str, entities: list[Entity]) -> tuple[list[dict[str, Any]], Counter]:
-    """One document -> token_ner rows (one per sentence), plus flattening and alignment counts."""
+def document_rows(doc_id: str, text: str, entities: list[Entity],
+                  pattern: re.Pattern = TOKEN_RE) -> tuple[list[dict[str, Any]], Counter]:
+    """One document -> token_ner rows (one per sentence), plus flattening and alignment counts.
+    `pattern` replaces the token regex (DEID keeps each `[**...**]` PHI mask as one token)."""
     kept, stats = flatten(entities)
-    tokens, stats["forced_splits"] = tokenize(text, sorted({b for e in kept for b in (e.start, e.end)}))
+    tokens, stats["forced_splits"] = tokenize(text, sorted({b for e in kept for b in (e.start, e.end)}), pattern)
     tags = ["O"] * len(tokens)
     token_starts = [s for s, _ in tokens]
     for ent in kept:

@@ -1,0 +1,251 @@
+"""The single fine-tune-and-score loop shared by every task kind: train, select on dev, score test.
+
+Two layers:
+- `train_and_score(model, card, task_data, seed, protocol)` does the work on data already loaded
+  and returns a complete RunRecord (testable without the data loader);
+- `run_cell(model, task, seed, out=...)` is what the CLI, the sweep and the demo call: it resolves
+  card, data and protocol, skips a cell whose `ok` record already matches (resume), and writes
+  exactly one record atomically. A failure during training becomes a `failed` record (a sweep
+  goes on); a mistake in the user's input (unknown task, bad flag, missing data) raises at once.
+
+Plain PyTorch on purpose (no Trainer): every choice below is visible and recorded. AdamW without
+weight decay on biases and norms, linear warmup then linear decay, gradient clipping, bf16
+autocast on CUDA only, dynamic padding, dev scored every epoch with the card's primary metric,
+the best dev state kept on CPU, and the test split scored ONCE with that state.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from biobench import models
+from biobench.cards import SPLITS, TaskCard, get_card
+from biobench.data import load_task
+from biobench.kinds import get_kind
+from biobench.protocols import Protocol, resolve_protocol
+from biobench.records import RunRecord, existing_ok, record_path, write_record
+
+# Subsets (protocol.max_train_examples / max_eval_examples) are drawn with a FIXED seed, not the
+# run seed: every seed and every model of a protocol then sees the same examples, so differences
+# between runs are never differences between test subsets.
+SUBSET_SEED = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def subsample(split, n: int | None):
+    """The first `n` rows of a seeded shuffle (all rows when n is None or not smaller)."""
+    if n is None or n >= len(split):
+        return split
+    return split.shuffle(seed=SUBSET_SEED).select(range(n))
+
+
+def pick_device(device: str | None) -> torch.device:
+    """The requested device, else CUDA when present, else CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def make_optimizer(model: torch.nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
+    """AdamW; matrices decay, vectors (biases, LayerNorm weights) do not.
+
+    The fused kernel (CPU and CUDA) is used where available: on CPU the default per-tensor update
+    of a 22M-parameter encoder costs as much as its forward pass.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": protocol.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=protocol.lr, fused=params[0].device.type in ("cpu", "cuda"))
+
+
+def effective_max_length(requested: int, tokenizer, model_name: str, trust_remote_code: bool) -> int:
+    """The card's (or protocol's) length, capped at what the encoder's positions allow."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code)
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    return min([requested] + [int(x) for x in limits if x and x < 1_000_000])
+
+
+@torch.no_grad()
+def predict(model, enc, collate, batch_size: int, device: torch.device) -> list[np.ndarray]:
+    """Logits per feature, padding removed; batches are formed by length to pad little."""
+    model.eval()
+    order = sorted(range(len(enc.features)), key=lambda i: len(enc.features[i]["input_ids"]))
+    outputs: list[np.ndarray | None] = [None] * len(order)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = collate([enc.features[i] for i in idx])
+        batch.pop("labels")
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
+        for i, row in zip(idx, logits):
+            outputs[i] = row[: len(enc.features[i]["input_ids"])] if logits.ndim == 3 else row
+    return outputs  # type: ignore[return-value]
+
+
+def _progress(enabled: bool):
+    from rich import progress as rp
+
+    return rp.Progress(rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                       rp.TimeElapsedColumn(), rp.TimeRemainingColumn(), transient=True, disable=not enabled)
+
+
+def new_record(model: str, card: TaskCard, task_data, seed: int, protocol: Protocol) -> RunRecord:
+    """A record with the run's identity filled in (what resume compares) and no results yet."""
+    return RunRecord(
+        model=model, model_sha=models.model_sha(model), task=card.name, language=card.language, kind=card.kind,
+        seed=seed, protocol=protocol.to_dict(), metric=card.metric, data_sha256=task_data.data_sha256,
+        data_release=card.data.release, card_version=card.version, card_hash=card.card_hash,
+        versions=models.versions(),
+    )
+
+
+def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: Protocol, *,
+                    device: str | None = None, trust_remote_code: bool = False, progress: bool = True) -> RunRecord:
+    """Fine-tune `model` on `task_data` and score it; every RunRecord field filled, nothing written."""
+    started = time.time()
+    record = new_record(model, card, task_data, seed, protocol)
+    dev = pick_device(device)
+    seed_everything(seed)
+
+    # Data: subsets, then the kind's encoding (labels from the loader, else the card, else train).
+    limits = {"train": protocol.max_train_examples, "validation": protocol.max_eval_examples,
+              "test": protocol.max_eval_examples}
+    splits = {name: subsample(task_data.splits[name], limits[name]) for name in SPLITS}
+    tokenizer = models.load_tokenizer(model, trust_remote_code=trust_remote_code, need_fast=card.kind == "token_ner")
+    max_length = effective_max_length(protocol.max_length or card.max_length, tokenizer, model, trust_remote_code)
+    labels = getattr(task_data, "labels", None) or card.labels
+    kind = get_kind(card.kind)(tokenizer, protocol, max_length, labels, splits["train"])
+    encoded = {name: kind.encode(splits[name]) for name in SPLITS}
+    collate = kind.collator()
+
+    # Model, optimizer, schedule. The head's random init follows the seed set above.
+    net, weights = models.load_model(model, kind.head, trust_remote_code=trust_remote_code, **kind.model_kwargs())
+    net.to(dev)
+    timing = {"setup_s": time.time() - started, "train_s": 0.0, "dev_s": 0.0}
+    loader = DataLoader(encoded["train"].features, batch_size=protocol.batch_size, shuffle=True,
+                        collate_fn=collate, generator=torch.Generator().manual_seed(seed))
+    total_steps = len(loader) * protocol.epochs
+    if protocol.max_steps:
+        total_steps = min(total_steps, protocol.max_steps)
+    optimizer = make_optimizer(net, protocol)
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(protocol.warmup_ratio * total_steps), total_steps)
+    autocast = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+    # Train; score dev after every epoch; keep the best state (first best on ties).
+    best_score, best_state, best_epoch, best_dev = -math.inf, None, 0, {}
+    history, step, epoch = [], 0, 0
+    with _progress(progress) as bar:
+        bar_task = bar.add_task(f"{card.name} seed {seed}", total=total_steps)
+        while epoch < protocol.epochs and step < total_steps:
+            epoch += 1
+            epoch_start, losses = time.time(), []
+            net.train()
+            for batch in loader:
+                batch = {k: v.to(dev) for k, v in batch.items()}
+                labels_t = batch.pop("labels")
+                with torch.autocast(**autocast):
+                    logits = net(**batch).logits
+                loss = kind.loss(logits, labels_t)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite training loss at step {step + 1} (epoch {epoch})")
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), protocol.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+                step += 1
+                bar.update(bar_task, advance=1,
+                           description=f"{card.name} seed {seed} epoch {epoch} loss {losses[-1]:.4f}")
+                if step >= total_steps:
+                    break
+            dev_start = time.time()
+            dev_out = predict(net, encoded["validation"], collate, protocol.eval_batch_size, dev)
+            dev_scores = kind.score(encoded["validation"], dev_out)
+            timing["train_s"] += dev_start - epoch_start
+            timing["dev_s"] += time.time() - dev_start
+            history.append({"epoch": epoch, "steps": step, "train_loss": float(np.mean(losses)),
+                            "dev": dev_scores, "seconds": round(time.time() - epoch_start, 2)})
+            if dev_scores[card.metric] > best_score:
+                best_score, best_epoch, best_dev = dev_scores[card.metric], epoch, dev_scores
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+
+    # Test, once, with the best dev state.
+    test_start = time.time()
+    net.load_state_dict(best_state)
+    test_scores = kind.score(encoded["test"], predict(net, encoded["test"], collate, protocol.eval_batch_size, dev))
+    timing["test_s"] = time.time() - test_start
+
+    record.notes = dict(task_data.notes or {}, source=task_data.source, max_length=max_length,
+                        head="token" if card.kind == "token_ner" else "sequence",
+                        encoding={name: enc.notes for name, enc in encoded.items()}, weights=weights,
+                        timing={k: round(v, 2) for k, v in timing.items()})
+    if any(len(splits[n]) < len(task_data.splits[n]) for n in SPLITS):
+        record.notes["subset"] = {"seed": SUBSET_SEED, "full_sizes": {n: len(task_data.splits[n]) for n in SPLITS}}
+    record.dev, record.test, record.primary = best_dev, test_scores, test_scores[card.metric]
+    record.n_train, record.n_dev, record.n_test = (len(splits[n]) for n in SPLITS)
+    record.epochs_run, record.best_epoch, record.history = epoch, best_epoch, history
+    record.device = describe_device(dev)
+    record.duration_s = round(time.time() - started, 2)
+    return record
+
+
+def run_cell(model: str, task: str | TaskCard, seed: int, *, out: str | Path, protocol: str = "paper",
+             overrides: dict | None = None, data_dir: str | Path | None = None, resume: bool = True,
+             device: str | None = None, trust_remote_code: bool = False, progress: bool = True) -> RunRecord:
+    """One model x task x seed: resume or train, then write its record. See the module docstring."""
+    card = task if isinstance(task, TaskCard) else get_card(task)
+    resolved = resolve_protocol(protocol, card.language, card.kind, card.protocol, overrides)
+    models.check_model(model)
+    if pick_device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' requested but torch sees no CUDA device (torch {torch.__version__})")
+    task_data = load_task(card, data_dir)  # None: $BIOBENCH_DATA_DIR, else the card's hub id
+    missing = [s for s in SPLITS if s not in task_data.splits or len(task_data.splits[s]) == 0]
+    if missing:
+        raise ValueError(f"{card.name}: split(s) {', '.join(missing)} missing or empty in {task_data.source}")
+
+    path = record_path(out, model, card.name, seed)
+    skeleton = new_record(model, card, task_data, seed, resolved)
+    if resume and (done := existing_ok(path, skeleton.identity())) is not None:
+        return done
+    started = time.time()
+    try:
+        record = train_and_score(model, card, task_data, seed, resolved, device=device,
+                                 trust_remote_code=trust_remote_code, progress=progress)
+    except Exception as exc:  # a sweep goes on: the failure is recorded, not raised
+        record = skeleton
+        record.status, record.error = "failed", _describe(exc)
+        record.notes = dict(task_data.notes or {}, source=task_data.source)
+        record.duration_s = round(time.time() - started, 2)
+        record.device = describe_device(pick_device(device))
+    write_record(record, path)
+    return record
+
+
+def _describe(exc: BaseException, tail: int = 8) -> str:
+    """`Type: message` plus the last lines of the traceback (enough to find the failing line)."""
+    lines = traceback.format_exception(exc)
+    return f"{type(exc).__name__}: {exc}\n" + "".join(lines[-tail:])[-3000:]

@@ -1,0 +1,113 @@
+"""The interface every task kind implements, so that ONE fine-tuning loop serves them all.
+
+A kind is built once per run from the tokenizer, the resolved protocol, the effective maximum
+length, the label set (None: derived from the training rows) and the training rows:
+
+    kind = KindClass(tokenizer, protocol, max_length, labels, train_rows)
+    model = kind.head.from_pretrained(path, **kind.model_kwargs())   # via biobench.models
+    enc = kind.encode(rows)            # Encoded: model features + what scoring needs
+    batch = kind.collator()(features)  # dynamic padding (token labels padded with -100)
+    loss = kind.loss(logits, labels)   # training objective on one batch
+    scores = kind.score(enc, outputs)  # outputs: one logits array per feature, padding removed
+
+The loop never looks inside a kind; a kind never sees the optimizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification
+
+
+@dataclass
+class Encoded:
+    """One split, encoded. `features` go to the model (one per input sequence, with `labels`);
+    `gold` and `meta` stay behind for scoring; `notes` are counts the record must carry."""
+
+    features: list[dict[str, Any]]
+    gold: Any
+    meta: list[Any] = field(default_factory=list)
+    notes: dict[str, int] = field(default_factory=dict)
+
+
+class Kind:
+    """Base class: subclasses set `head` and implement the methods below."""
+
+    name: str = ""
+    head: Any = None  # a transformers Auto class (AutoModelForTokenClassification, ...)
+    has_labels: bool = True  # False for regression (similarity)
+
+    def __init__(self, tokenizer, protocol, max_length: int, labels: Sequence[str] | None, train) -> None:
+        self.tokenizer = tokenizer
+        self.protocol = protocol
+        self.max_length = max_length
+        self.labels = list(labels) if labels else self.labels_from(train)
+        if self.has_labels and not self.labels:
+            raise ValueError(f"{self.name}: no labels in the card, the loader or the training data")
+
+    def labels_from(self, train) -> list[str]:
+        """Label set when neither the loader nor the card gives one: sorted, from the training rows."""
+        return []
+
+    @property
+    def output_names(self) -> list[str]:
+        """What each logit of the head stands for (token_ner: its tags, not the entity types)."""
+        return self.labels
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Head configuration passed to `from_pretrained` (saved with a fine-tuned model)."""
+        ids = dict(enumerate(self.output_names))
+        return {"num_labels": len(ids), "id2label": ids, "label2id": {v: k for k, v in ids.items()}}
+
+    def collator(self) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
+        """Dynamic padding: each batch is padded to its own longest sequence."""
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(self.tokenizer)
+
+    def encode(self, rows) -> Encoded:
+        raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score(self, enc: Encoded, outputs: list[np.ndarray]) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class SequenceKind(Kind):
+    """Kinds with one input sequence (text, optionally text_pair) and one target per example.
+
+    Texts longer than `max_length` are truncated (longest side first for pairs); how many were
+    cut is counted, because a score on truncated documents must say so in its record.
+    """
+
+    head = AutoModelForSequenceClassification
+
+    def targets(self, rows) -> list[Any]:
+        """The `labels` value of each example's feature."""
+        raise NotImplementedError
+
+    def encode(self, rows) -> Encoded:
+        texts = list(rows["text"])
+        pairs = list(rows["text_pair"]) if "text_pair" in rows.column_names else [None] * len(texts)
+        full = _tokenize(self.tokenizer, texts, pairs, truncation=False, verbose=False)
+        cut = _tokenize(self.tokenizer, texts, pairs, truncation=True, max_length=self.max_length)
+        truncated = sum(len(f["input_ids"]) > self.max_length for f in full)
+        targets = self.targets(rows)
+        features = [dict(f, labels=t) for f, t in zip(cut, targets)]
+        return Encoded(features=features, gold=targets, notes={"examples": len(texts), "truncated": truncated})
+
+
+def _tokenize(tokenizer, texts: list[str], pairs: list[str | None], **kwargs) -> list[dict[str, Any]]:
+    """Tokenize (text, pair) rows, some of which may have no pair; one feature dict per row."""
+    have_pair = [p is not None for p in pairs]
+    if all(have_pair) or not any(have_pair):
+        enc = tokenizer(texts, pairs if all(have_pair) else None, **kwargs)
+        return [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
+    return [dict(tokenizer(t, p, **kwargs)) for t, p in zip(texts, pairs)]  # mixed: row by row

@@ -1,0 +1,64 @@
+"""Multi-label classification (HoC, FRACCO, Phenotype...): any subset of the labels per text.
+
+Head: AutoModelForSequenceClassification with one logit per label; loss: binary cross-entropy
+on the logits, optionally weighted per label (`protocol.weighted_bce`: pos_weight = n_neg / n_pos
+counted on train, as the paper does for French multi-label tasks, because rare labels otherwise
+learn to never fire). Prediction: sigmoid >= `protocol.threshold`. Scored with micro / macro F1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from biobench.kinds.base import Encoded, SequenceKind
+from biobench.metrics import multilabel_scores
+
+# A label seen once in 10,000 training texts would get a weight of 10,000 and dominate the loss;
+# a label never seen in train has no defined weight. Both are held to sensible bounds.
+MAX_POS_WEIGHT = 100.0
+
+
+class Multilabel(SequenceKind):
+    name = "multilabel"
+
+    def __init__(self, tokenizer, protocol, max_length, labels, train) -> None:
+        super().__init__(tokenizer, protocol, max_length, labels, train)
+        self.pos_weight = None
+        if protocol.weighted_bce:
+            y = np.asarray(self.targets(train))
+            n_pos = y.sum(axis=0)
+            n_neg = len(y) - n_pos
+            weight = np.where(n_pos > 0, n_neg / np.maximum(n_pos, 1), 1.0)
+            self.pos_weight = torch.tensor(np.clip(weight, 1.0 / MAX_POS_WEIGHT, MAX_POS_WEIGHT), dtype=torch.float32)
+
+    def labels_from(self, train) -> list[str]:
+        return sorted({label for labels in train["labels"] for label in labels})
+
+    def model_kwargs(self) -> dict:
+        return dict(super().model_kwargs(), problem_type="multi_label_classification")
+
+    def targets(self, rows) -> list[list[float]]:
+        index = {label: i for i, label in enumerate(self.labels)}
+        out = []
+        for labels in rows["labels"]:
+            unknown = [x for x in labels if x not in index]
+            if unknown:
+                raise ValueError(f"multilabel: label(s) {unknown[:5]} not in the label set ({len(index)} labels)")
+            hot = [0.0] * len(index)
+            for x in labels:
+                hot[index[x]] = 1.0
+            out.append(hot)
+        return out
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=weight)
+
+    def score(self, enc: Encoded, outputs: list[np.ndarray]) -> dict[str, float]:
+        probs = 1.0 / (1.0 + np.exp(-np.stack(outputs).astype(np.float64)))
+        return multilabel_scores(np.asarray(enc.gold), probs >= self.protocol.threshold)
+
+
+KIND = Multilabel
