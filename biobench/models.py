@@ -61,8 +61,18 @@ def load_model(model: str, head: Any, *, trust_remote_code: bool = False, **conf
     import transformers
 
     dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    net, info = head.from_pretrained(model, use_safetensors=True, trust_remote_code=trust_remote_code,
-                                     output_loading_info=True, **{dtype_key: torch.float32}, **config)
+    # transformers prints a load report for every fresh head; the same facts go into the record
+    # (`notes.weights`), so a sweep of hundreds of runs stays readable.
+    verbosity, bars = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        net, info = head.from_pretrained(model, use_safetensors=True, trust_remote_code=trust_remote_code,
+                                         output_loading_info=True, **{dtype_key: torch.float32}, **config)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.logging.enable_progress_bar()
     return net, {key: sorted(str(k) for k in info.get(f"{key}_keys", [])) for key in ("missing", "unexpected")}
 
 

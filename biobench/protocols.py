@@ -47,9 +47,22 @@ class Protocol:
     weighted_bce: bool = False  # multi-label: positive-class weights n_neg / n_pos from train
     threshold: float = 0.5  # multi-label decision threshold on sigmoid outputs
     window_stride: float = 0.5  # NER sliding windows: fraction of a window the next one advances
+    # Speed options (`--fast` sets both; see biobench.finetune). They change which examples share a
+    # batch and the random stream of dropout, so they are part of the protocol, off by default.
+    length_grouping: bool = False  # batches from length-sorted mega-batches of 50 (less padding)
+    cuda_graphs: bool = False  # pad lengths to multiples of 16; on CUDA replay one graph per shape
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, except speed options left off: records written before they existed keep
+        matching (resume) and the stored protocol only names a speed option that was used."""
+        values = dataclasses.asdict(self)
+        for key in SPEED_OPTIONS:
+            if not values[key]:
+                del values[key]
+        return values
+
+
+SPEED_OPTIONS = ("length_grouping", "cuda_graphs")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Protocol)}

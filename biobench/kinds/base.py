@@ -64,11 +64,12 @@ class Kind:
         ids = dict(enumerate(self.output_names))
         return {"num_labels": len(ids), "id2label": ids, "label2id": {v: k for k, v in ids.items()}}
 
-    def collator(self) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
-        """Dynamic padding: each batch is padded to its own longest sequence."""
+    def collator(self, pad_to_multiple_of: int | None = None) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
+        """Dynamic padding: each batch is padded to its own longest sequence, rounded up to a
+        multiple of `pad_to_multiple_of` when given (a few bucket shapes, for CUDA graphs)."""
         from transformers import DataCollatorWithPadding
 
-        return DataCollatorWithPadding(self.tokenizer)
+        return DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=pad_to_multiple_of)
 
     def encode(self, rows) -> Encoded:
         raise NotImplementedError

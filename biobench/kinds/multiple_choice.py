@@ -59,13 +59,14 @@ class MultipleChoice(Kind):
             features.append({k: list(enc[k]) for k in enc.keys()} | {"labels": target})
         return Encoded(features=features, gold=targets, notes={"examples": len(features), "truncated": truncated})
 
-    def collator(self) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
-        """Flatten (question, option) sequences, pad them together, reshape to (batch, options, length)."""
+    def collator(self, pad_to_multiple_of: int | None = None) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
+        """Flatten (question, option) sequences, pad them together (length rounded up to a multiple
+        of `pad_to_multiple_of` when given), reshape to (batch, options, length)."""
         def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
             n = len(features[0]["input_ids"])
             keys = [k for k in features[0] if k != "labels"]
             flat = [{k: f[k][i] for k in keys} for f in features for i in range(n)]
-            batch = self.tokenizer.pad(flat, return_tensors="pt")
+            batch = self.tokenizer.pad(flat, return_tensors="pt", pad_to_multiple_of=pad_to_multiple_of)
             out = {k: v.view(len(features), n, -1) for k, v in batch.items()}
             out["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.float32)
             return out

@@ -83,8 +83,9 @@ class TokenNER(Kind):
     def output_names(self) -> list[str]:
         return self.tags
 
-    def collator(self):
-        return DataCollatorForTokenClassification(self.tokenizer, label_pad_token_id=IGNORE)
+    def collator(self, pad_to_multiple_of: int | None = None):
+        return DataCollatorForTokenClassification(self.tokenizer, label_pad_token_id=IGNORE,
+                                                  pad_to_multiple_of=pad_to_multiple_of)
 
     def encode(self, rows) -> Encoded:
         sentences = [list(words) for words in rows["tokens"]]
