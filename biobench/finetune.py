@@ -323,6 +323,7 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
             net.train()
             for batch in loader:
                 losses.append(step_fn(batch))
+                scheduler.step()  # a tensor LR (CUDA graphs) is filled in place
                 step += 1
                 bar.update(bar_task, advance=1)
                 if progress and step % 50 == 0:

@@ -267,9 +267,13 @@ def _score(rec: RunRecord, metric: str) -> tuple[float | None, str]:
         return None, f"no {what} value{extra}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None, f"score {value!r} is not a finite number"
-    if not 0 <= value <= 100:
-        return None, f"score {value} outside 0-100 (scores are percentages)"
+    low = -100 if rec.metric in _CORRELATIONS else 0  # a correlation can be negative: dropping it would bias the mean
+    if not low <= value <= 100:
+        return None, f"score {value} outside {low}-100 (scores are percentages)"
     return float(value), ""
+
+
+_CORRELATIONS = {"pearson", "spearman"}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -391,3 +391,34 @@ def test_graphed_step_matches_eager_steps_on_cuda(tmp_path, tiny_model):
     replayed = [step(batch) for _ in range(3)]
     assert step.stats == {"shapes": 1, "captured": 1, "replays": 2, "eager_steps": 1, "failed": 0}
     torch.testing.assert_close(torch.stack(replayed), torch.stack(eager), rtol=2e-2, atol=1e-3)
+
+
+def test_training_follows_the_schedule_and_learns(tmp_path, tiny_model, monkeypatch):
+    """The LR schedule is stepped once per optimizer step (warmup then linear decay), and a toy task
+    whose label follows one keyword is learnt: guards against a loop that silently never updates."""
+    import transformers
+
+    seen = []
+    real = transformers.get_linear_schedule_with_warmup
+
+    def spy(optimizer, warmup, total):
+        scheduler = real(optimizer, warmup, total)
+        step = scheduler.step
+
+        def stepped(*a, **k):
+            step(*a, **k)
+            seen.append(float(optimizer.param_groups[0]["lr"]))
+        scheduler.step = stepped
+        return scheduler
+
+    monkeypatch.setattr(transformers, "get_linear_schedule_with_warmup", spy)
+    card, task_data = make_task(tmp_path, "classification")
+    protocol = resolve_protocol("smoke", "en", "classification", flags=dict(FAST, epochs=15, lr=3e-3, warmup_ratio=0.1))
+    rec = ft.train_and_score(tiny_model, card, task_data, 0, protocol, progress=False)
+    total = 15 * 48 // 8
+    assert len(seen) == total
+    peak = max(seen)  # warmup: 9 steps up to the peak, then linear decay to 0
+    assert seen.index(peak) == round(0.1 * total) - 1 and peak == pytest.approx(3e-3) and seen[-1] == 0.0
+    losses = [h["train_loss"] for h in rec.history]
+    assert losses[-1] < 0.1 * losses[0], losses
+    assert rec.dev["accuracy"] == 100.0, rec.history

