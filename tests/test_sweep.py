@@ -287,9 +287,13 @@ def _wait_for(pred, timeout: float, what: str, proc=None):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_sigkill_at_any_moment_loses_at_most_the_cells_in_flight(tmp_path, tiny, proto, shared_data):
+def test_sigkill_at_any_moment_loses_at_most_the_cells_in_flight(tmp_path, tiny, shared_data):
     out = tmp_path / "runs"
-    argv = base_args([tiny], out, proto, shared_data, seeds=3)  # 6 cells
+    # Cells a few seconds long (on a quiet machine the shared `proto` cells end before a kill can land).
+    proto = tmp_path / "slow.yaml"
+    proto.write_text("name: slow\nepochs: 4\nbatch_size: 16\nlr: 0.001\nwarmup_ratio: 0.0\nmax_length: 32\n"
+                     "max_train_examples: 160\nmax_eval_examples: 32\n")
+    argv = base_args([tiny], out, str(proto), shared_data, seeds=3)  # 6 cells
 
     # Kill 1: right after the first record lands.
     p = launch(argv, tmp_path / "run1.log")
@@ -302,7 +306,7 @@ def test_sigkill_at_any_moment_loses_at_most_the_cells_in_flight(tmp_path, tiny,
     p = launch(argv + ["--workers", "2"], tmp_path / "run2.log")
     _wait_for(lambda: len(find_records(out)) > len(first), 120, "one more record", p)
     kids = _children(p.pid)
-    time.sleep(random.uniform(0.1, 1.0))
+    time.sleep(random.uniform(0.05, 0.5))
     p.send_signal(signal.SIGKILL)
     p.wait()
     _wait_for(lambda: not any(Path(f"/proc/{k}").exists() and "zombie" not in Path(f"/proc/{k}/status").read_text()
