@@ -162,8 +162,6 @@ def parse_card(path: str | Path) -> TaskCard:
             raise _err(path, "labels", "a non-empty list of strings or 'from_data'", labels)
         elif len(set(labels)) != len(labels):
             raise _err(path, "labels", "distinct labels", labels)
-    if labels is None and kind == "similarity":
-        labels = None  # similarity has no label set
     labels_t = tuple(labels) if labels else None
 
     data = _parse_data(path, _require(path, raw, "data", dict, "a mapping with 'local' and/or 'hub'"))
