@@ -234,3 +234,22 @@ def test_two_cpu_processes_with_gloo_match_one_process(tmp_path, corpus, tokeniz
     assert [r["phase"] for r in log(tmp_path / "two")] == ["phase1"] * 3 + ["decay"]
     a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_fast_run_matches_the_plain_run(tokenizer_dir, corpus, tmp_path):
+    """`--fast` on CPU (per-layer compile; flex attention is CUDA-only): step by step, the detour's losses equal
+    the plain run's to float tolerance, from the same batches, and the checkpoint is a plain one. Dropout is off:
+    compiled dropout draws other masks than eager dropout."""
+    from transformers import BertConfig
+
+    config = BertConfig(vocab_size=V, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                        max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    init = _save_tiny(tmp_path / "init", config, tokenizer_dir)
+    for name, extra in (("plain", ()), ("fast", ("--fast",))):
+        assert pretrain(init, corpus, tmp_path / name, "--lr", "3e-3", "--warmup-tokens", "1024", "--decay-fraction", 1,
+                        *extra, objective="detour", tokens=4 * 1024, seq_len=64, micro=8, batch=1024) == 0
+    plain, quick = log(tmp_path / "plain"), log(tmp_path / "fast")
+    assert [r["objective"] for r in quick] == ["clm"] * 4 + ["mlm"] * 4
+    assert [r["batch_sha1"] for r in quick] == [r["batch_sha1"] for r in plain]
+    assert [r["loss"] for r in quick] == pytest.approx([r["loss"] for r in plain], rel=1e-4)
+    assert json.loads((tmp_path / "fast" / "config.json").read_text()).get("_attn_implementation") in (None, "sdpa")

@@ -4,6 +4,7 @@
                       [--seq-len 8192] [--micro-batch 8] [--batch-tokens N] [--lr 2e-4] [--warmup-tokens N]
                       [--decay-fraction 0.1] [--mask-rate 0.3] [--decay-mask-rate 0.15] [--freeze PHASE:A-B ...]
                       [--seed 0] [--precision auto|bf16|fp32] [--checkpoint-every STEPS] [--resume] [--max-steps N]
+                      [--log-every STEPS] [--fast]
 
 Phases: `phase1` (detour: causal attention + next-token loss through the MLM head; mlm: masking at --mask-rate)
 for --tokens tokens, then `decay` (bidirectional MLM at --decay-mask-rate) for --decay-fraction of them. The
@@ -52,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="STEPS", help="write checkpoint.pt every STEPS optimizer steps (default: at the end only)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt; refuses if the configuration differs")
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps in all, without a checkpoint, as if killed (smoke tests)")
-    p.add_argument("--log-every", type=int, default=d.log_every, metavar="STEPS", help="log.jsonl line every STEPS steps (default %(default)s)")
+    p.add_argument("--log-every", type=int, default=d.log_every, metavar="STEPS", help="log.jsonl line every STEPS steps; the host waits for the GPU only then (default %(default)s; 10 or more on a GPU)")
+    p.add_argument("--fast", action="store_true", help="GPU speed paths: per-layer torch.compile, flex attention for ModernBERT's local layers, a compiled loss, fused AdamW (same losses to float tolerance)")
 
 
 def _count(text: str) -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 OBJECTIVES = ("mlm", "detour")
 PHASES = ("phase1", "decay")
 # Fields that may change between a run and its resumption: where to write, how often, when to stop.
-RUN_CONTROLS = ("out", "resume", "max_steps", "checkpoint_every", "log_every")
+# `fast` too: the speed paths give the same losses to float tolerance, so a run may resume with or without them.
+RUN_CONTROLS = ("out", "resume", "max_steps", "checkpoint_every", "log_every", "fast")
 
 
 class PretrainError(ValueError):
@@ -66,6 +67,7 @@ class PretrainConfig:
     max_steps: int | None = None
     checkpoint_every: int = 0
     log_every: int = 1
+    fast: bool = False                 # speed paths (biobench/pretrain/fast.py)
 
     # ---- the plan ---------------------------------------------------------------------------
     def resolve(self, world_size: int, bf16_ok: bool) -> PretrainConfig:

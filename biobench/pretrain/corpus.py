@@ -156,3 +156,58 @@ def micro_batches(sequences: Iterator[list[int]], micro_batch: int, *, start: in
         if index >= start and index % world == rank:
             yield index, torch.tensor(rows, dtype=torch.long)
         index += 1
+
+
+class Prefetch:
+    """Runs an iterator in a background thread, `depth` items ahead, in the same order (so determinism holds).
+    Tokenization releases the GIL, so the next batches are read while the GPU works on this one.
+    An error in the thread is raised in the consumer; `close()` (or leaving the `with` block) stops the thread."""
+
+    _DONE = object()
+
+    def __init__(self, iterator: Iterator, depth: int = 4):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(iterator,), daemon=True, name="biobench-prefetch")
+        self._thread.start()
+
+    def _fill(self, iterator: Iterator) -> None:
+        import queue
+
+        try:
+            for item in iterator:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put(self._DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._queue.put(exc)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self._queue.get()
+        if item is self._DONE:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

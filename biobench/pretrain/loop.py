@@ -5,6 +5,9 @@ for each optimizer step: set the LR, run `accum_steps` micro-batches (autocast f
 the last), drop the gradients of frozen layers, clip, step, log, checkpoint -> save the final Hugging Face
 checkpoint with its tokenizer, the exact configuration and the log.
 
+The host waits for the GPU only on logging steps (`--log-every`): the loss stays on the device in between, so
+the next batch is read and masked while the GPU still works. `--fast` adds the speed paths of `fast.py`.
+
 Determinism: the data stream, the masking (seeded per micro-batch) and the dropout RNG (re-seeded each step
 from seed, step and rank) are pure functions of the configuration and the step, so a run stopped after a
 checkpoint and resumed ends with the same weights as an uninterrupted one (bitwise on CPU).
@@ -24,8 +27,10 @@ from pathlib import Path
 
 import torch
 
+from biobench.pretrain import fast
 from biobench.pretrain.config import PretrainConfig, PretrainError
-from biobench.pretrain.corpus import check_readable, corpus_files, micro_batches, packed_sequences, token_stream
+from biobench.pretrain.corpus import (
+    Prefetch, check_readable, corpus_files, micro_batches, packed_sequences, token_stream)
 from biobench.pretrain.freeze import check_range, frozen_parameters
 from biobench.pretrain.model import load_masked_lm, load_tokenizer, names
 from biobench.pretrain.objectives import check_causal, clm_labels, lm_loss, mask_generator, mask_tokens, set_causal
@@ -47,13 +52,12 @@ def train(cfg: PretrainConfig) -> int:
     phases = cfg.phases()
     tokenizer = load_tokenizer(cfg.init)
     model, new_head = load_masked_lm(cfg.init, init_missing_head=cfg.init_missing_head)
-    if hasattr(model, "sparse_prediction"):  # ModernBERT: head and loss on labelled positions only (same loss)
-        model.sparse_prediction = True
     for phase in phases:
         if phase.freeze:
             check_range(model, phase.name, phase.freeze)
     if cfg.objective == "detour":
         check_causal(model, len(tokenizer))
+    speed = fast.enable(model, flex=device.type == "cuda") if cfg.fast else {}  # after the plain-path checks
     checkpoint = None
     if (out / CHECKPOINT).exists():
         if not cfg.resume:
@@ -68,12 +72,15 @@ def train(cfg: PretrainConfig) -> int:
             print(f"--resume: no checkpoint in {out}; starting from --init", file=sys.stderr)
         if new_head:
             print(f"warning: --init {cfg.init}: masked-LM head initialised at random ({names(new_head)})", file=sys.stderr)
+        if speed:
+            print(f"--fast: {speed}", file=sys.stderr)
 
     # ---- optimizer: AdamW, weight decay on matrices only (not on biases and norms) ---------------------------------
     matrices = [p for p in model.parameters() if p.ndim >= 2]
     vectors = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": cfg.weight_decay},
-                                   {"params": vectors, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+                                   {"params": vectors, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                  fused=True if cfg.fast and device.type == "cuda" else None)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
     step = 0  # optimizer steps done, over both phases
@@ -88,39 +95,43 @@ def train(cfg: PretrainConfig) -> int:
     micro_per_step = cfg.accum_steps * cfg.world_size
     sequences = packed_sequences(token_stream(files, tokenizer, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer,
                                               text_field=cfg.text_field), cfg.seq_len)
-    stream = micro_batches(sequences, cfg.micro_batch, start=step * micro_per_step, rank=rank, world=cfg.world_size)
+    stream = Prefetch(micro_batches(sequences, cfg.micro_batch, start=step * micro_per_step, rank=rank, world=cfg.world_size))
     special_ids = tokenizer.all_special_ids
     vocab = min(len(tokenizer), raw.config.vocab_size)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16" else contextlib.nullcontext
+    pin = device.type == "cuda"  # pinned host memory: the copy to the GPU does not block the host
 
     # ---- the phases -------------------------------------------------------------------------------------------------
     log = open(out / "log.jsonl", "a" if checkpoint else "w") if main else None
     progress = _progress(main)
     model.train()
     phase_end = 0
-    with progress:
+    with progress, stream:
         for phase in phases:
             phase_start, phase_end = phase_end, phase_end + phase.steps
             if step >= phase_end:
                 continue  # finished before the resume
             causal = phase.objective == "clm"
             set_causal(raw, causal)
+            if hasattr(raw, "sparse_prediction"):  # ModernBERT: head on labelled positions only, when that is fewer
+                raw.sparse_prediction = not causal  # (CLM labels all but the last; skipping the gather spares a sync)
+            masks = fast.attention_masks(raw, cfg.seq_len, causal, device)  # None: the model builds its own
             frozen = frozen_parameters(raw, phase.freeze)
             task = progress.add_task(f"{phase.name} ({phase.objective})", total=phase.steps, completed=step - phase_start,
                                      tps="-", loss="-")
             first_loss, t_phase, steps_here = None, time.perf_counter(), 0
+            t_window, steps_window = t_phase, 0
             while step < phase_end:
                 if cfg.max_steps is not None and step >= cfg.max_steps:  # as if killed here: no checkpoint
                     if main:
                         print(f"stopped at step {step} (--max-steps); continue with --resume", file=sys.stderr)
                     return 0
-                t0 = time.perf_counter()
                 phase_tokens = (step - phase_start + 1) * cfg.batch_tokens
                 lr = learning_rate(phase.name, phase_tokens, phase.tokens, cfg.lr, cfg.warmup_tokens, cfg.final_lr_ratio)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 torch.manual_seed((cfg.seed * 1_000_003 + step) * 1_009 + rank)  # dropout RNG, a function of the step
-                loss_sum, digest = 0.0, hashlib.sha1()
+                loss_sum, digest = torch.zeros((), device=device), hashlib.sha1()
                 for micro in range(cfg.accum_steps):
                     index, ids = next(stream)
                     digest.update(ids.numpy().tobytes())
@@ -130,9 +141,12 @@ def train(cfg: PretrainConfig) -> int:
                         inputs, labels = mask_tokens(ids, phase.mask_rate, mask_generator(cfg.seed, index),
                                                      mask_id=tokenizer.mask_token_id, vocab_size=vocab, special_ids=special_ids)
                     last = micro == cfg.accum_steps - 1
+                    if pin:
+                        inputs, labels = inputs.pin_memory(), labels.pin_memory()
                     with contextlib.nullcontext() if last else accelerator.no_sync(model):
                         with autocast():
-                            loss = lm_loss(model, inputs.to(device), labels.to(device), causal)
+                            loss = lm_loss(model, inputs.to(device, non_blocking=pin), labels.to(device, non_blocking=pin),
+                                           causal, masks)
                         accelerator.backward(loss / cfg.accum_steps)
                     loss_sum += loss.detach().float() / cfg.accum_steps
                 for p in frozen:
@@ -142,18 +156,22 @@ def train(cfg: PretrainConfig) -> int:
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 steps_here += 1
-
-                loss_value = accelerator.reduce(loss_sum.reshape(1), "mean").item()
-                first_loss = loss_value if first_loss is None else first_loss
-                tps = cfg.batch_tokens / (time.perf_counter() - t0)
-                progress.update(task, advance=1, tps=f"{tps:,.0f}", loss=f"{loss_value:.3f}")
-                if log and (step % cfg.log_every == 0 or step == phase_end):
-                    log.write(json.dumps({
-                        "phase": phase.name, "objective": phase.objective, "step": step, "phase_step": step - phase_start,
-                        "tokens": step * cfg.batch_tokens, "phase_tokens": phase_tokens, "loss": round(loss_value, 6),
-                        "lr": lr, "grad_norm": None if grad_norm is None else round(float(grad_norm), 6),
-                        "tokens_per_s": round(tps, 1), "batch_sha1": digest.hexdigest()[:16]}) + "\n")
-                    log.flush()
+                steps_window += 1
+                progress.update(task, advance=1)
+                if step % cfg.log_every == 0 or step == phase_end:  # the only host sync: otherwise the GPU runs ahead
+                    loss_value = accelerator.reduce(loss_sum.reshape(1), "mean").item()
+                    first_loss = loss_value if first_loss is None else first_loss
+                    now = time.perf_counter()
+                    tps = steps_window * cfg.batch_tokens / (now - t_window)  # over the steps since the last log
+                    t_window, steps_window = now, 0
+                    progress.update(task, tps=f"{tps:,.0f}", loss=f"{loss_value:.3f}")
+                    if log:
+                        log.write(json.dumps({
+                            "phase": phase.name, "objective": phase.objective, "step": step, "phase_step": step - phase_start,
+                            "tokens": step * cfg.batch_tokens, "phase_tokens": phase_tokens, "loss": round(loss_value, 6),
+                            "lr": lr, "grad_norm": None if grad_norm is None else round(float(grad_norm), 6),
+                            "tokens_per_s": round(tps, 1), "batch_sha1": digest.hexdigest()[:16]}) + "\n")
+                        log.flush()
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     _save_checkpoint(accelerator, model, optimizer, cfg, step, out)
             if main and steps_here:
@@ -161,6 +179,7 @@ def train(cfg: PretrainConfig) -> int:
                 progress.console.print(f"{phase.name} ({phase.objective}): {phase.steps} steps, {phase.tokens:,} tokens, "
                                        f"loss {first_loss:.3f} -> {loss_value:.3f}, {rate:,.0f} tokens/s")
     set_causal(raw, False)
+    fast.disable(raw)
 
     # ---- output: a standard, bidirectional Hugging Face checkpoint ------------------------------------------------
     _save_checkpoint(accelerator, model, optimizer, cfg, step, out)

@@ -71,10 +71,11 @@ def causal_mask(model: nn.Module, ids: torch.Tensor):
     return full
 
 
-def lm_loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, causal: bool) -> torch.Tensor:
-    """Mean cross-entropy over labelled positions, through the masked-LM head (also in causal mode)."""
+def lm_loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, causal: bool, masks=None) -> torch.Tensor:
+    """Mean cross-entropy over labelled positions, through the masked-LM head (also in causal mode).
+    `masks`: prebuilt attention masks (the fast path's, `fast.attention_masks`), else built here."""
     unwrapped = getattr(model, "module", model)
-    mask = causal_mask(unwrapped, inputs) if causal else None
+    mask = masks if masks is not None else causal_mask(unwrapped, inputs) if causal else None
     return model(input_ids=inputs, attention_mask=mask, labels=labels).loss
 
 

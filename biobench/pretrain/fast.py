@@ -1,0 +1,149 @@
+"""`--fast`: the GPU speed paths of the pretraining loop, each optional and checked against the plain path.
+
+What it changes, and why each helps (measured in benchmarks/pretrain_speed.py):
+- **Per-layer `torch.compile`.** Each encoder layer is compiled in place (`nn.Module.compile`), not the whole
+  model: the layers share one code object, so a 22-layer model compiles a handful of graphs in under a minute,
+  and the embedding, mask and loss code around them stays eager and readable. Weight names do not change.
+- **Local attention through flex attention (ModernBERT).** The sliding-window layers attend to 129 tokens,
+  but SDPA with a dense mask computes the whole sequence x sequence score matrix. Flex attention with a
+  block mask skips the blocks outside the window; the global layers keep SDPA with no mask (the flash
+  kernel), causal through `is_causal`. The masks are built once per sequence length and objective.
+- **A compiled loss.** Cross-entropy over a 50k vocabulary in eager mode writes the logits again in float32,
+  then their log-softmax, then the same in the backward; compiled, it reads the bf16 logits once each way.
+  It matters most for CLM, which predicts every position (MLM predicts 30%).
+- **Sparse prediction (ModernBERT, set by the loop in every mode):** in MLM the head runs on the masked
+  positions only; in CLM, where every position but the last is labelled, it is off, which spares a host sync.
+- **Fused AdamW** on CUDA.
+
+The fast path assumes what the pretraining loop guarantees: packed sequences with no padding. Outputs equal the
+plain path's to float tolerance (tests/test_pretrain_fast.py, on CPU for both objectives).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from biobench.pretrain.config import PretrainError
+from biobench.pretrain.freeze import encoder_layers
+
+ATTENTION = "biobench_flex_local"
+
+
+def enable(model: nn.Module, *, flex: bool, compile_backend: str | None = "inductor") -> dict:
+    """Switch `model` (unwrapped, before DDP/FSDP wrapping) to the fast path; returns what was enabled.
+    `flex`: local attention through flex attention (CUDA only: PyTorch has no flex backward on CPU)."""
+    enabled = {"compiled_layers": 0, "flex_local_attention": False}
+    if flex and model.config.model_type == "modernbert":
+        if getattr(model.config, "attention_dropout", 0.0):
+            raise PretrainError("--fast: flex attention has no dropout; ModernBERT needs attention_dropout 0 "
+                                f"(the checkpoint has {model.config.attention_dropout})")
+        _register()
+        model.set_attn_implementation(ATTENTION)
+        enabled["flex_local_attention"] = True
+    if compile_backend:
+        for layer in encoder_layers(model):
+            layer.compile(backend=compile_backend, dynamic=False)
+            enabled["compiled_layers"] += 1
+        model.loss_function = functools.partial(masked_lm_loss, _compiled_cross_entropy(compile_backend))
+    return enabled
+
+
+def expected_graphs(model: nn.Module) -> int:
+    """Graphs a fast run of one objective should compile: one per distinct layer structure (ModernBERT: global,
+    local, and layer 0, which has no attention norm) plus the loss. More means a recompile or a graph break."""
+    layers = {(getattr(layer, "attention_type", None), tuple(type(m).__name__ for m in layer.children()))
+              for layer in encoder_layers(model)}
+    return len(layers) + 1
+
+
+def masked_lm_loss(cross_entropy, logits: torch.Tensor, labels: torch.Tensor, vocab_size: int,
+                   ignore_index: int = -100, **kwargs) -> torch.Tensor:
+    """Transformers' masked-LM loss signature (mean over labelled positions), through a compiled cross-entropy
+    whose first dimension (the number of predicted positions) is dynamic, so one graph serves every batch."""
+    logits, labels = logits.reshape(-1, vocab_size), labels.reshape(-1).to(logits.device)
+    torch._dynamo.mark_dynamic(logits, 0)
+    torch._dynamo.mark_dynamic(labels, 0)
+    return cross_entropy(logits, labels, ignore_index)
+
+
+@functools.cache
+def _compiled_cross_entropy(backend: str):
+    def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels, ignore_index=ignore_index)
+
+    return torch.compile(cross_entropy, backend=backend)
+
+
+def disable(model: nn.Module) -> None:
+    """Back to the standard attention before saving, so the checkpoint's config names SDPA."""
+    if model.config._attn_implementation == ATTENTION:
+        model.set_attn_implementation("sdpa")
+
+
+def attention_masks(model: nn.Module, seq_len: int, causal: bool, device: torch.device) -> dict | None:
+    """The `attention_mask` argument for a fast ModernBERT forward on unpadded sequences of `seq_len`:
+    no mask for the global layers (SDPA, causal by flag), a flex block mask for the local ones.
+    None for other architectures (they build their own masks)."""
+    if model.config._attn_implementation != ATTENTION:
+        return None
+    return {"full_attention": None,
+            "sliding_attention": _local_block_mask(seq_len, model.config.sliding_window, causal, str(device))}
+
+
+@functools.lru_cache(maxsize=8)
+def _local_block_mask(seq_len: int, half_window: int, causal: bool, device: str):
+    """The mask of ModernBERT's local layers, as transformers builds it densely: |q - k| <= half_window
+    (129 tokens for the default 64), and k <= q as well in causal mode."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def local(b, h, q, k):
+        return (q - k).abs() <= half_window
+
+    def causal_local(b, h, q, k):
+        return (k <= q) & (q - k <= half_window)
+
+    return create_block_mask(causal_local if causal else local, B=None, H=None, Q_LEN=seq_len, KV_LEN=seq_len,
+                             device=device)
+
+
+def flex_local_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                         attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs):
+    """Transformers attention interface: [B, H, L, D] inputs -> ([B, L, H, D], None).
+    A BlockMask goes to flex attention; no mask to SDPA (causal when the module is); a dense mask to SDPA."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    if isinstance(attention_mask, BlockMask):
+        flex = _flex_attention(compiled=torch.cuda.is_available() and not torch.compiler.is_compiling())
+        out = flex(query, key, value, block_mask=attention_mask, scale=scaling)
+    else:
+        causal = attention_mask is None and bool(getattr(module, "is_causal", False))
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout,
+                                             is_causal=causal, scale=scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
+@functools.cache
+def _flex_attention(compiled: bool):
+    """Flex attention; compiled when called outside a compiled layer on CUDA (eager flex is a slow
+    reference implementation; inside a compiled layer dynamo traces the plain function)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False) if compiled else flex_attention
+
+
+@functools.cache
+def _register() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION, flex_local_attention)
+
+
+def compiled_graphs() -> int:
+    """Graphs dynamo has compiled in this process (the benchmark's recompile guard reads it)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
