@@ -11,6 +11,7 @@ data_sha256, protocol). A failed record or one with another identity is run agai
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -79,11 +80,15 @@ class RunRecord:
 
 
 def model_slug(model: str) -> str:
-    """A folder-safe name for a hub id or a local path (`org/name` -> `org__name`)."""
+    """A folder-safe name for a hub id or a local path: `org/name` -> `org__name`; a local folder ->
+    `<its name>-<8 hex of its absolute path>`, so that two checkpoints in folders of the same name (every
+    `.../final`, `.../model`) never share a record path, where one would overwrite the other's results."""
     text = model.rstrip("/")
+    suffix = ""
     if os.path.isdir(text):
-        text = os.path.basename(os.path.abspath(text))
-    return re.sub(r"[^A-Za-z0-9._-]+", "__", text).strip("_") or "model"
+        path = os.path.abspath(text)
+        text, suffix = os.path.basename(path), "-" + hashlib.sha1(path.encode()).hexdigest()[:8]
+    return (re.sub(r"[^A-Za-z0-9._-]+", "__", text).strip("_") or "model") + suffix
 
 
 def record_path(out: str | Path, model: str, task: str, seed: int) -> Path:

@@ -17,7 +17,7 @@ import biobench.finetune as ft
 from biobench.cards import DataSpec, TaskCard
 from biobench.data import LoadedTask
 from biobench.protocols import resolve_protocol
-from biobench.records import read_record
+from biobench.records import read_record, record_path
 
 METRIC = {"token_ner": "seqeval_f1", "classification": "micro_f1", "multilabel": "micro_f1", "similarity": "pearson"}
 FAST = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "max_length": 32}  # protocol flags for the tiny model
@@ -87,7 +87,7 @@ def test_every_kind_end_to_end(kind, tmp_path, tiny_model, serve):
     out = tmp_path / "runs"
     rec = ft.run_cell(tiny_model, card, seed=3, out=out, protocol="smoke", overrides=FAST, progress=False)
     assert rec.status == "ok", rec.error
-    path = out / "tiny-bert0" / card.name / "seed-3.json"
+    path = record_path(out, tiny_model, card.name, 3)
     assert read_record(path).to_dict() == rec.to_dict()
     assert [p.name for p in path.parent.iterdir()] == ["seed-3.json"]  # atomic write left no temp file
     assert rec.metric == METRIC[kind] and rec.primary == rec.test[rec.metric]
@@ -137,7 +137,7 @@ def test_failure_during_training_is_a_written_failed_record(tmp_path, tiny_model
     rec = ft.run_cell(tiny_model, card, seed=1, out=tmp_path, protocol="smoke", overrides=FAST, progress=False)
     assert rec.status == "failed" and rec.error.startswith("RuntimeError: optimizer exploded")
     assert "in broken" in rec.error  # the traceback tail names the failing frame
-    on_disk = read_record(tmp_path / "tiny-bert0" / card.name / "seed-1.json")
+    on_disk = read_record(record_path(tmp_path, tiny_model, card.name, 1))
     assert on_disk.status == "failed" and on_disk.error == rec.error and on_disk.data_sha256 == "sha-classification"
     assert on_disk.test == {} and on_disk.primary is None and on_disk.notes["reader"] == "toy"
 

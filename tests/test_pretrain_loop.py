@@ -253,3 +253,31 @@ def test_fast_run_matches_the_plain_run(tokenizer_dir, corpus, tmp_path):
     assert [r["batch_sha1"] for r in quick] == [r["batch_sha1"] for r in plain]
     assert [r["loss"] for r in quick] == pytest.approx([r["loss"] for r in plain], rel=1e-4)
     assert json.loads((tmp_path / "fast" / "config.json").read_text()).get("_attn_implementation") in (None, "sdpa")
+
+
+@pytest.mark.parametrize("init_class", ["BertModel", "BertForSequenceClassification"])
+def test_the_inits_pooler_is_carried_into_the_output(init_class, tokenizer_dir, corpus, tmp_path):
+    """A BERT init with a trained pooler (a sentence-transformers BertModel: keys `pooler.*`; a classifier:
+    `bert.pooler.*`) must hand the same pooler to sequence classification after pretraining, or the baseline
+    would start fine-tuning from a trained pooler and the pretrained model from a random one."""
+    import transformers
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+
+    config = BertConfig(vocab_size=V, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                        max_position_embeddings=128)
+    torch.manual_seed(0)
+    init = tmp_path / "init"
+    getattr(transformers, init_class)(config).save_pretrained(init)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(init)
+    pooler = {k.removeprefix("bert."): v for k, v in load_file(init / "model.safetensors").items() if "pooler" in k}
+    assert set(pooler) == {"pooler.dense.weight", "pooler.dense.bias"}
+
+    out = tmp_path / "out"
+    assert pretrain(init, corpus, out, "--init-missing-head", objective="detour", tokens=2 * 128) == 0
+    saved = load_file(out / "model.safetensors")
+    assert all(torch.equal(saved["bert." + k], v) for k, v in pooler.items())
+    assert json.loads((out / "pretrain_config.json").read_text())["carried_from_init"] == sorted("bert." + k for k in pooler)
+    model, info = AutoModelForSequenceClassification.from_pretrained(out, num_labels=2, output_loading_info=True)
+    assert not [k for k in info["missing_keys"] if "pooler" in k]
+    assert torch.equal(model.bert.pooler.dense.weight, pooler["pooler.dense.weight"])
+    AutoModelForMaskedLM.from_pretrained(out)  # the masked-LM class still loads it (the pooler is ignored there)

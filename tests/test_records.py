@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 
@@ -31,7 +32,15 @@ def test_path_layout_and_slug(tmp_path):
     assert p == tmp_path / "almanach__ModernBERT-bio-base" / "gad" / "seed-3.json"
     local = tmp_path / "my-ckpt"
     local.mkdir()
-    assert model_slug(str(local) + "/") == "my-ckpt"
+    slug = model_slug(str(local) + "/")
+    assert re.fullmatch(r"my-ckpt-[0-9a-f]{8}", slug) and model_slug(str(local)) == slug
+
+
+def test_local_folders_of_the_same_name_get_their_own_record_paths(tmp_path):
+    a, b = tmp_path / "run-a" / "final", tmp_path / "run-b" / "final"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    assert record_path(tmp_path, str(a), "gad", 1) != record_path(tmp_path, str(b), "gad", 1)
 
 
 def test_round_trip_and_no_temp_files_left(tmp_path):

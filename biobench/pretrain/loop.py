@@ -32,7 +32,7 @@ from biobench.pretrain.config import PretrainConfig, PretrainError
 from biobench.pretrain.corpus import (
     Prefetch, check_readable, corpus_files, micro_batches, packed_sequences, token_stream)
 from biobench.pretrain.freeze import check_range, frozen_parameters
-from biobench.pretrain.model import load_masked_lm, load_tokenizer, names
+from biobench.pretrain.model import init_pooler, load_masked_lm, load_tokenizer, names
 from biobench.pretrain.objectives import check_causal, clm_labels, lm_loss, mask_generator, mask_tokens, set_causal
 from biobench.pretrain.schedule import learning_rate
 
@@ -185,10 +185,12 @@ def train(cfg: PretrainConfig) -> int:
     _save_checkpoint(accelerator, model, optimizer, cfg, step, out)
     state = accelerator.get_state_dict(model)
     if main:
-        raw.save_pretrained(out, state_dict=state)
+        pooler = init_pooler(cfg.init, raw)  # unchanged by pretraining; task heads load it (see init_pooler)
+        raw.save_pretrained(out, state_dict={**state, **pooler})
         tokenizer.save_pretrained(out)
         cfg.save(out / "pretrain_config.json", extra={
-            "initialized_head_weights": new_head, "phases": [dataclasses.asdict(p) for p in phases],
+            "initialized_head_weights": new_head, "carried_from_init": sorted(pooler),
+            "phases": [dataclasses.asdict(p) for p in phases],
             "versions": _versions()})
         log.close()
         print(f"saved {out}", file=sys.stderr)

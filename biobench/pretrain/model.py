@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from biobench.pretrain.config import PretrainError
 
+POOLER = "pooler."
+
 
 def load_tokenizer(init: str):
     from transformers import AutoTokenizer
@@ -59,3 +61,36 @@ def load_masked_lm(init: str, *, init_missing_head: bool):
 
 def names(keys: list[str]) -> str:
     return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def init_pooler(init: str, model) -> dict:
+    """The `--init` checkpoint's pooler weights, named as the masked-LM model names its encoder.
+
+    The masked-LM classes of BERT and RoBERTa have no pooler, so without this the output checkpoint would give
+    sequence classification a randomly initialised pooler while the untouched init gives it a trained one:
+    the comparison would favour the baseline for a reason that has nothing to do with pretraining. MLM and CLM
+    never update the pooler, so carrying it over unchanged is exact."""
+    from safetensors import safe_open
+    from transformers.utils import cached_file
+
+    prefix = model.base_model_prefix + "."
+    own = set(model.state_dict())
+    files = []
+    index = cached_file(init, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False)
+    if index:
+        import json
+        from pathlib import Path
+
+        shards = sorted(set(json.loads(Path(index).read_text())["weight_map"].values()))
+        files = [cached_file(init, shard) for shard in shards]
+    else:
+        single = cached_file(init, "model.safetensors", _raise_exceptions_for_missing_entries=False)
+        files = [single] if single else []
+    carried = {}
+    for file in files:
+        with safe_open(file, framework="pt") as weights:
+            for key in weights.keys():
+                name = key[len(prefix):] if key.startswith(prefix) else key
+                if name.startswith(POOLER) and prefix + name not in own:
+                    carried[prefix + name] = weights.get_tensor(key)
+    return carried
