@@ -15,8 +15,8 @@ Part 2, `suite` (the paper's English suite within 1 GPU-hour?). ModernBERT-base 
 of `train_and_score` per `paper-en` task whose data is under --data-dir, paper protocol with the fast
 options. From the record's `notes.timing` (setup_s: tokenizer, encoding, model load; train_s; dev_s:
 dev prediction + scoring, done after every epoch to keep the best state; test_s) plus the time of
-`load_task` (a sweep loads the data again for every cell) and the untimed rest of `duration_s` (copying
-the best dev state to the host, done after an epoch whose dev score improved) it projects the paper
+`load_task` (a sweep loads the data again for every cell) and keep_s (copying the best dev state to the
+host, after an epoch whose dev score improved; older records: the untimed rest of `duration_s`) it projects the paper
 protocol for each task:
 
     GPU-s(task) = 5 seeds x [load + setup + E x (train/epoch + dev/epoch + keep) + test]
@@ -266,7 +266,7 @@ def measure_task(model: str, card, args, flags: dict, seed: int) -> dict:
             "metric": card.metric, "n_run": run, "n_full": full, "scale": scale,
             "tokens": {s: enc[s]["tokens"] for s in enc}, "windows": {s: enc[s].get("windows") for s in enc},
             "load_s": load_s, "setup_s": timing["setup_s"], "train_s": timing["train_s"], "dev_s": timing["dev_s"],
-            "test_s": timing["test_s"], "keep_s": max(0.0, rec.duration_s - timed),
+            "test_s": timing["test_s"], "keep_s": timing.get("keep_s", max(0.0, rec.duration_s - timed)),
             "train_epoch_s": timing["train_s"] * scale["train"], "dev_epoch_s": timing["dev_s"] * scale["validation"],
             "test_full_s": timing["test_s"] * scale["test"], "epochs": paper_epochs(card),
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None,

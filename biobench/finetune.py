@@ -282,13 +282,16 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     labels = getattr(task_data, "labels", None) or card.labels
     kind = get_kind(card.kind)(tokenizer, protocol, max_length, labels, splits["train"])
     encoded = {name: kind.encode(splits[name]) for name in SPLITS}
+    encoded_at = time.time()
     graphs = protocol.cuda_graphs and dev.type == "cuda"
     collate = kind.collator(pad_to_multiple_of=GRAPH_PAD if protocol.cuda_graphs else None)
 
     # Model, optimizer, schedule. The head's random init follows the seed set above.
     net, weights = models.load_model(model, kind.head, trust_remote_code=trust_remote_code, **kind.model_kwargs())
     net.to(dev)
-    timing = {"setup_s": time.time() - started, "train_s": 0.0, "dev_s": 0.0}
+    # setup_s = tokenizer + encoding (encode_s) + model load (model_load_s); keep_s: copies of the best state
+    timing = {"setup_s": time.time() - started, "encode_s": encoded_at - started, "model_load_s": time.time() - encoded_at,
+              "train_s": 0.0, "dev_s": 0.0, "keep_s": 0.0}
     generator = torch.Generator().manual_seed(seed)
     if protocol.length_grouping:
         lengths = [len(f["input_ids"]) for f in encoded["train"].features]
@@ -343,7 +346,9 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
                             "dev": dev_scores, "seconds": round(time.time() - epoch_start, 2)})
             if dev_scores[card.metric] > best_score:
                 best_score, best_epoch, best_dev = dev_scores[card.metric], epoch, dev_scores
+                keep_start = time.time()
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+                timing["keep_s"] += time.time() - keep_start
 
     # Test, once, with the best dev state.
     test_start = time.time()

@@ -356,6 +356,10 @@ def test_fast_options_on_cpu_are_deterministic_and_record_themselves(tmp_path, t
     assert run()[1] == first
     assert rec.protocol["length_grouping"] and rec.protocol["cuda_graphs"] and "cuda_graphs" not in rec.notes  # CPU: no graphs
     assert rec.history[-1]["steps"] == 12 and "test_predict_s" in rec.notes["timing"]
+    timing = rec.notes["timing"]
+    assert all(v >= 0 for v in timing.values())
+    assert timing["setup_s"] == pytest.approx(timing["encode_s"] + timing["model_load_s"], abs=0.02)
+    assert {"encode_s", "model_load_s", "train_s", "dev_s", "keep_s", "test_s"} <= set(timing)
 
 
 def test_non_finite_loss_names_its_step(tmp_path, tiny_model, monkeypatch):
