@@ -269,8 +269,10 @@ def main(argv=None) -> int:
             table.append(f"| {r['task']} | {r['model']} | {r['runner']} | FAILED: {r['error'][:120]} ||||||||")
             continue
         flag = " ⚠" if "error" in r else ""
-        table.append(f"| {r['task']} | {r['model']} | {r['runner']}{flag} | {r['train_sps']:.0f} | {r.get('x_train', 1):.2f} | "
-                     f"{r['eval_sps']:.0f} | {r.get('x_eval', 1):.2f} | {r['score']:.2f} | {r.get('d_score', 0):+.2f} | "
+        x_train, x_eval, d_score = (format(r[k], f) if k in r else "-"  # "-": no Trainer run in this call
+                                    for k, f in (("x_train", ".2f"), ("x_eval", ".2f"), ("d_score", "+.2f")))
+        table.append(f"| {r['task']} | {r['model']} | {r['runner']}{flag} | {r['train_sps']:.0f} | {x_train} | "
+                     f"{r['eval_sps']:.0f} | {x_eval} | {r['score']:.2f} | {d_score} | "
                      f"{r['peak_gib']:.2f} | {r['train_s']:.1f} |")
     text = "\n".join(head + table + ([""] + [f"- FAILURE: {f}" for f in failures] if failures else []))
     (out / "finetune_speed.md").write_text(text + "\n")
