@@ -207,6 +207,9 @@ def main() -> int:
     parser.add_argument("--variants", default="trainer,plain,fast")
     parser.add_argument("--batch-tokens", type=int, default=32_768, help="tokens a step (default %(default)s)")
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per run (default %(default)s)")
+    parser.add_argument("--sdpa-first", choices=["cudnn"], help="experiment: put this SDPA kernel first in "
+                        "PyTorch's priority order for the whole process (the global layers' attention; cuDNN is last "
+                        "by default, while attention_kernels.py times it at 0.6-0.7x flash on an H200)")
     parser.add_argument("--warmup-steps", type=int, default=10, help="steps left out of the rate (default %(default)s)")
     args = parser.parse_args()
     if args.steps % LOG_EVERY or args.warmup_steps % LOG_EVERY or args.warmup_steps >= args.steps:
@@ -217,11 +220,17 @@ def main() -> int:
         if hasattr(torch._dynamo.config, flag):
             setattr(torch._dynamo.config, flag, True)
 
+    if args.sdpa_first:  # before any compilation: dynamo picks the SDPA kernel when it traces
+        from torch.nn.attention import SDPBackend
+
+        first = {"cudnn": SDPBackend.CUDNN_ATTENTION}[args.sdpa_first]
+        order = [int(first)] + [b for b in torch._C._get_sdp_priority_order() if b != int(first)]
+        torch._C._set_sdp_priority_order(order)
     import transformers
 
     header = (f"{torch.cuda.get_device_name() if CUDA else 'CPU (dry run)'} · torch {torch.__version__} · transformers {transformers.__version__} · "
               f"Python {platform.python_version()} · {args.batch_tokens:,} tokens a step, bf16, steady rate over steps "
-              f"{args.warmup_steps + 1}-{args.steps}")
+              f"{args.warmup_steps + 1}-{args.steps}" + (f", SDPA {args.sdpa_first} first" if args.sdpa_first else ""))
     print(header, flush=True)
     records, failures, work = [], [], Path(tempfile.mkdtemp(prefix="pretrain-speed-"))
     for size in args.sizes.split(","):
