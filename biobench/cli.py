@@ -17,6 +17,7 @@ COMMANDS = {
     "run": "the sweep: models x tasks x seeds, resumable",
     "leaderboard": "tables from records: mean +/- std, averages, deltas, significance",
     "pretrain": "continued pretraining: MLM twin or CLM detour, HF checkpoint out",
+    "pretokenize": "tokenize and pack a pretraining corpus once, for every rank and both arms",
     "demo": "end-to-end run on bundled real samples, printing a leaderboard",
 }
 

@@ -281,3 +281,44 @@ def test_the_inits_pooler_is_carried_into_the_output(init_class, tokenizer_dir, 
     assert not [k for k in info["missing_keys"] if "pooler" in k]
     assert torch.equal(model.bert.pooler.dense.weight, pooler["pooler.dense.weight"])
     AutoModelForMaskedLM.from_pretrained(out)  # the masked-LM class still loads it (the pooler is ignored there)
+
+
+def test_a_pretokenized_corpus_gives_the_run_from_text(tiny_bert, corpus, tmp_path):
+    """Pack once, then pretrain from the pack: the same batches in the same order, and bitwise the same weights
+    on CPU, as the run that tokenizes the text; the pack is refused when it cannot serve the run."""
+    pack = tmp_path / "pack"
+    assert main(["pretokenize", "--init", str(tiny_bert), "--corpus", str(corpus), "--seq-len", "32",
+                 "--sequences", "36", "--out", str(pack)]) == 0
+    meta = json.loads((pack / "pretokenized.json").read_text())
+    assert meta["sequences"] == 36 and meta["seq_len"] == 32 and meta["seed"] == 0
+    text, packed = tmp_path / "text", tmp_path / "packed"
+    assert pretrain(tiny_bert, corpus, text, objective="detour", tokens=4 * 128) == 0  # 6 steps x 4 micro x 2 rows
+    assert pretrain(tiny_bert, pack, packed, objective="detour", tokens=4 * 128) == 0
+    assert [r["batch_sha1"] for r in log(packed)] == [r["batch_sha1"] for r in log(text)]
+    a, b = load_file(text / "model.safetensors"), load_file(packed / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((packed / "pretrain_config.json").read_text())["corpus_pack"]["sequences"] == 36
+
+
+def test_a_pack_that_cannot_serve_the_run_is_refused(tiny_bert, tokenizer_dir, corpus, tmp_path, capsys):
+    from transformers import AutoTokenizer, BertConfig
+
+    pack = tmp_path / "pack"
+    assert main(["pretokenize", "--init", str(tiny_bert), "--corpus", str(corpus), "--seq-len", "32",
+                 "--sequences", "8", "--out", str(pack)]) == 0
+    assert pretrain(tiny_bert, pack, tmp_path / "a", objective="detour", tokens=4 * 128) == 2
+    assert "holds 8 sequences, this run needs 24 (pretokenize with --sequences 24 or more)" in capsys.readouterr().err
+    assert pretrain(tiny_bert, pack, tmp_path / "b", objective="detour", tokens=256, seq_len=64, batch=128) == 2
+    assert "packed at --seq-len 32, this run has --seq-len 64" in capsys.readouterr().err
+    other = tmp_path / "other-tokenizer"
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tok.add_tokens(["nephroblastoma"])
+    config = BertConfig(vocab_size=V + 1, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=128)
+    _save_tiny(other, config, tokenizer_dir)
+    tok.save_pretrained(other)
+    assert pretrain(other, pack, tmp_path / "c", objective="detour", tokens=256, batch=128) == 2
+    assert "differs from --init's" in capsys.readouterr().err
+    assert main(["pretokenize", "--init", str(tiny_bert), "--corpus", str(corpus), "--seq-len", "32",
+                 "--sequences", "8", "--out", str(pack)]) == 2  # never overwrites a pack
+    assert "already holds a pre-tokenized corpus" in capsys.readouterr().err

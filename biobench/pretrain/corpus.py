@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from biobench.pretrain.config import PretrainError
@@ -154,7 +155,7 @@ def micro_batches(sequences: Iterator[list[int]], micro_batch: int, *, start: in
     while True:
         rows = [next(sequences) for _ in range(micro_batch)]
         if index >= start and index % world == rank:
-            yield index, torch.tensor(rows, dtype=torch.long)
+            yield index, torch.from_numpy(np.asarray(rows, dtype=np.int64))  # lists (text) or uint32 rows (a pack)
         index += 1
 
 

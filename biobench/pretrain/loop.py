@@ -34,6 +34,7 @@ from biobench.pretrain.corpus import (
 from biobench.pretrain.freeze import check_range, frozen_parameters
 from biobench.pretrain.model import init_pooler, load_masked_lm, load_tokenizer, names
 from biobench.pretrain.objectives import check_causal, clm_labels, lm_loss, mask_generator, mask_tokens, set_causal
+from biobench.pretrain.pretokenized import is_pack, open_pack, pack_sequences
 from biobench.pretrain.schedule import learning_rate
 
 CHECKPOINT = "checkpoint.pt"
@@ -44,13 +45,19 @@ def train(cfg: PretrainConfig) -> int:
 
     # ---- setup: refuse bad input before any training ----------------------------------------------------------
     out = Path(cfg.out)
-    files = corpus_files(cfg.corpus)
-    check_readable(files, cfg.text_field)
+    packed = is_pack(cfg.corpus)  # a pre-tokenized corpus (`biobench pretokenize`), else text read on the fly
+    if not packed:
+        files = corpus_files(cfg.corpus)
+        check_readable(files, cfg.text_field)
     accelerator = Accelerator()
     main, rank, device = accelerator.is_main_process, accelerator.process_index, accelerator.device
     cfg = cfg.resolve(accelerator.num_processes, device.type == "cuda" and torch.cuda.is_bf16_supported())
     phases = cfg.phases()
     tokenizer = load_tokenizer(cfg.init)
+    pack_meta = None
+    if packed:
+        needed = sum(p.steps for p in phases) * cfg.accum_steps * cfg.world_size * cfg.micro_batch
+        rows, pack_meta = open_pack(cfg.corpus[0], tokenizer, cfg.seq_len, needed)
     model, new_head = load_masked_lm(cfg.init, init_missing_head=cfg.init_missing_head)
     for phase in phases:
         if phase.freeze:
@@ -93,8 +100,11 @@ def train(cfg: PretrainConfig) -> int:
 
     # ---- data: one packed stream for both arms; this rank's share of the global micro-batches -----------------------
     micro_per_step = cfg.accum_steps * cfg.world_size
-    sequences = packed_sequences(token_stream(files, tokenizer, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer,
-                                              text_field=cfg.text_field), cfg.seq_len)
+    if packed:
+        sequences = pack_sequences(rows)
+    else:
+        sequences = packed_sequences(token_stream(files, tokenizer, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer,
+                                                  text_field=cfg.text_field), cfg.seq_len)
     stream = Prefetch(micro_batches(sequences, cfg.micro_batch, start=step * micro_per_step, rank=rank, world=cfg.world_size))
     special_ids = tokenizer.all_special_ids
     vocab = min(len(tokenizer), raw.config.vocab_size)
@@ -189,7 +199,7 @@ def train(cfg: PretrainConfig) -> int:
         raw.save_pretrained(out, state_dict={**state, **pooler})
         tokenizer.save_pretrained(out)
         cfg.save(out / "pretrain_config.json", extra={
-            "initialized_head_weights": new_head, "carried_from_init": sorted(pooler),
+            "initialized_head_weights": new_head, "carried_from_init": sorted(pooler), "corpus_pack": pack_meta,
             "phases": [dataclasses.asdict(p) for p in phases],
             "versions": _versions()})
         log.close()
