@@ -75,7 +75,10 @@ def test_bad_corpora_are_refused_in_one_line(tmp_path):
     (tmp_path / "blank.txt").write_text("\n  \n")
     (tmp_path / "x.csv").write_text("a,b\n")
     (tmp_path / "nofield.jsonl").write_text(json.dumps({"body": "x"}) + "\n")
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "pretokenized.json").write_text("{}")
     cases = {
+        str(tmp_path / "pack"): "pre-tokenized corpus is read alone",
         str(tmp_path / "missing.txt"): "no such file",
         str(tmp_path / "empty.txt"): "file is empty",
         str(tmp_path / "x.csv"): "unsupported format",

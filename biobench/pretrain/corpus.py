@@ -39,6 +39,8 @@ def corpus_files(sources: list[str]) -> list[Path | str]:
     for src in sources:
         path = Path(src)
         if path.is_dir():
+            if (path / "pretokenized.json").is_file():
+                raise PretrainError(f"--corpus {src}: a pre-tokenized corpus is read alone (pass it as the only --corpus)")
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
             if not files:
                 raise PretrainError(f"--corpus {src}: folder holds no {'/'.join(SUFFIXES)} files")
