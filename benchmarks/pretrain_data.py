@@ -34,8 +34,8 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from biobench.cli import main as cli
-    from biobench.pretrain.corpus import corpus_files, micro_batches, packed_sequences, token_stream
-    from biobench.pretrain.pretokenized import open_pack, pack_sequences
+    from biobench.pretrain.corpus import corpus_files, micro_batches, text_sequences
+    from biobench.pretrain.pretokenized import open_pack
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", required=True)
@@ -45,8 +45,8 @@ def main() -> None:
     seq_len, micro = 1024, 32
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     n_batches = args.sequences // micro
-    text = micro_batches(packed_sequences(token_stream(corpus_files([args.corpus]), tokenizer, seed=0,
-                                                       shuffle_buffer=10_000), seq_len), micro)
+    text = micro_batches(text_sequences(corpus_files([args.corpus]), tokenizer, seq_len, seed=0, shuffle_buffer=10_000),
+                         micro)
     rows = []
     rows.append(("text, tokenized on the fly", rate(text, n_batches, tokenizer)))
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +56,7 @@ def main() -> None:
              "--sequences", str(args.sequences), "--out", str(pack)])
         rows.append(("writing the pack (once)", args.sequences * seq_len / (time.perf_counter() - start)))
         array, _ = open_pack(pack, tokenizer, seq_len, args.sequences)
-        rows.append(("pre-tokenized pack", rate(micro_batches(pack_sequences(array), micro), n_batches, tokenizer)))
+        rows.append(("pre-tokenized pack", rate(micro_batches(iter(array), micro), n_batches, tokenizer)))
     print(f"CPU: {os.cpu_count()} cores; {args.sequences} sequences of {seq_len}, batches of {micro}, MLM masking at 30%\n")
     print("| data path | tokens/s (one process) |\n|---|---|")
     for name, value in rows:

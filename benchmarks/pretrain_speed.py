@@ -73,10 +73,10 @@ def packed(corpus: str, tokenizer_dir: str, seq_len: int, n: int) -> list[list[i
     """The first n sequences of biobench's stream (seed 0): what both runners train on."""
     from transformers import AutoTokenizer
 
-    from biobench.pretrain.corpus import corpus_files, packed_sequences, token_stream
+    from biobench.pretrain.corpus import corpus_files, text_sequences
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    stream = packed_sequences(token_stream(corpus_files([corpus]), tokenizer, seed=0, shuffle_buffer=10_000), seq_len)
+    stream = text_sequences(corpus_files([corpus]), tokenizer, seq_len, seed=0, shuffle_buffer=10_000)
     return [next(stream) for _ in range(n)]
 
 

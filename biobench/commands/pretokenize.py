@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from biobench.pretrain.config import PretrainError
-    from biobench.pretrain.corpus import check_readable, corpus_files, packed_sequences, token_stream
+    from biobench.pretrain.corpus import check_readable, corpus_files, text_sequences
     from biobench.pretrain.model import load_tokenizer
     from biobench.pretrain.pretokenized import tokenizer_fingerprint, write_pack
 
@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         files = corpus_files(args.corpus)
         check_readable(files, args.text_field)
         tokenizer = load_tokenizer(args.init)
-        stream = packed_sequences(token_stream(files, tokenizer, seed=args.seed, shuffle_buffer=args.shuffle_buffer,
-                                               text_field=args.text_field), args.seq_len)
+        stream = text_sequences(files, tokenizer, args.seq_len, seed=args.seed, shuffle_buffer=args.shuffle_buffer,
+                                text_field=args.text_field)
         started = time.perf_counter()
         meta = {"init": args.init, "tokenizer_sha1": tokenizer_fingerprint(tokenizer), "corpus": args.corpus,
                 "seed": args.seed, "shuffle_buffer": args.shuffle_buffer, "text_field": args.text_field}

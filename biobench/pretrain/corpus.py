@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from biobench.pretrain.config import PretrainError
+from biobench.pretrain.pretokenized import META as PACK_META
 
 SUFFIXES = (".txt", ".jsonl", ".json", ".parquet")
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
@@ -39,7 +40,7 @@ def corpus_files(sources: list[str]) -> list[Path | str]:
     for src in sources:
         path = Path(src)
         if path.is_dir():
-            if (path / "pretokenized.json").is_file():
+            if (path / PACK_META).is_file():
                 raise PretrainError(f"--corpus {src}: a pre-tokenized corpus is read alone (pass it as the only --corpus)")
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
             if not files:
@@ -138,6 +139,14 @@ def _encode(tokenizer, docs: list[str], sep: int) -> Iterator[int]:
         yield from ids
         if ids[-1] != sep:
             yield sep
+
+
+def text_sequences(files: list[Path | str], tokenizer, seq_len: int, *, seed: int, shuffle_buffer: int,
+                   text_field: str = "text") -> Iterator[list[int]]:
+    """The packed sequences of a text corpus: what `biobench pretrain` trains on and `biobench pretokenize`
+    writes (one function, so that a pack holds exactly the stream a run from text reads)."""
+    return packed_sequences(token_stream(files, tokenizer, seed=seed, shuffle_buffer=shuffle_buffer,
+                                         text_field=text_field), seq_len)
 
 
 def packed_sequences(tokens: Iterator[int], seq_len: int) -> Iterator[list[int]]:

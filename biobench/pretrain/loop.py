@@ -29,12 +29,11 @@ import torch
 
 from biobench.pretrain import fast
 from biobench.pretrain.config import PretrainConfig, PretrainError
-from biobench.pretrain.corpus import (
-    Prefetch, check_readable, corpus_files, micro_batches, packed_sequences, token_stream)
+from biobench.pretrain.corpus import Prefetch, check_readable, corpus_files, micro_batches, text_sequences
 from biobench.pretrain.freeze import check_range, frozen_parameters
 from biobench.pretrain.model import init_pooler, load_masked_lm, load_tokenizer, names
 from biobench.pretrain.objectives import check_causal, clm_labels, lm_loss, mask_generator, mask_tokens, set_causal
-from biobench.pretrain.pretokenized import is_pack, open_pack, pack_sequences
+from biobench.pretrain.pretokenized import is_pack, open_pack
 from biobench.pretrain.schedule import learning_rate
 
 CHECKPOINT = "checkpoint.pt"
@@ -101,10 +100,10 @@ def train(cfg: PretrainConfig) -> int:
     # ---- data: one packed stream for both arms; this rank's share of the global micro-batches -----------------------
     micro_per_step = cfg.accum_steps * cfg.world_size
     if packed:
-        sequences = pack_sequences(rows)
+        sequences = iter(rows)  # the pack's order is the text stream's
     else:
-        sequences = packed_sequences(token_stream(files, tokenizer, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer,
-                                                  text_field=cfg.text_field), cfg.seq_len)
+        sequences = text_sequences(files, tokenizer, cfg.seq_len, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer,
+                                   text_field=cfg.text_field)
     stream = Prefetch(micro_batches(sequences, cfg.micro_batch, start=step * micro_per_step, rank=rank, world=cfg.world_size))
     special_ids = tokenizer.all_special_ids
     vocab = min(len(tokenizer), raw.config.vocab_size)

@@ -75,7 +75,6 @@ def init_pooler(init: str, model) -> dict:
 
     prefix = model.base_model_prefix + "."
     own = set(model.state_dict())
-    files = []
     index = cached_file(init, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False)
     if index:
         import json

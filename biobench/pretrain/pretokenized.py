@@ -75,7 +75,3 @@ def open_pack(folder: str | Path, tokenizer, seq_len: int, needed: int) -> tuple
                             f"(pretokenize with --sequences {needed} or more)")
     return rows, meta
 
-
-def pack_sequences(rows: np.ndarray) -> Iterator[np.ndarray]:
-    """The rows in order (the pack's order is the on-the-fly stream's)."""
-    yield from rows
