@@ -322,3 +322,14 @@ def test_a_pack_that_cannot_serve_the_run_is_refused(tiny_bert, tokenizer_dir, c
     assert main(["pretokenize", "--init", str(tiny_bert), "--corpus", str(corpus), "--seq-len", "32",
                  "--sequences", "8", "--out", str(pack)]) == 2  # never overwrites a pack
     assert "already holds a pre-tokenized corpus" in capsys.readouterr().err
+
+
+def test_log_every_logs_the_same_losses_at_fewer_steps(tiny_bert, corpus, tmp_path):
+    """Between logging steps the loss stays on the device; the lines written are the every-step run's lines at
+    those steps (and at each phase end), rate aside."""
+    every, sparse = tmp_path / "every", tmp_path / "sparse"
+    assert pretrain(tiny_bert, corpus, every, objective="detour", tokens=4 * 128) == 0  # 4 + 2 steps
+    assert pretrain(tiny_bert, corpus, sparse, "--log-every", 3, objective="detour", tokens=4 * 128) == 0
+    kept = [r for r in log(every) if r["step"] in (3, 4, 6)]  # step 4 ends phase 1
+    assert [r["step"] for r in log(sparse)] == [3, 4, 6]
+    assert [{**r, "tokens_per_s": 0} for r in log(sparse)] == [{**r, "tokens_per_s": 0} for r in kept]
