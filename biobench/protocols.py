@@ -47,10 +47,11 @@ class Protocol:
     weighted_bce: bool = False  # multi-label: positive-class weights n_neg / n_pos from train
     threshold: float = 0.5  # multi-label decision threshold on sigmoid outputs
     window_stride: float = 0.5  # NER sliding windows: fraction of a window the next one advances
-    # Speed options (`--fast` sets both; see biobench.finetune). They change which examples share a
+    # Speed options (`--fast` sets them all; see biobench.finetune). They change which examples share a
     # batch and the random stream of dropout, so they are part of the protocol, off by default.
     length_grouping: bool = False  # batches from length-sorted mega-batches of 50 (less padding)
     cuda_graphs: bool = False  # pad lengths to multiples of 16; on CUDA replay one graph per shape
+    compile_layers: bool = False  # on CUDA, torch.compile each encoder layer (dynamic lengths)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, except speed options left off: records written before they existed keep
@@ -62,7 +63,15 @@ class Protocol:
         return values
 
 
-SPEED_OPTIONS = ("length_grouping", "cuda_graphs")
+SPEED_OPTIONS = ("length_grouping", "cuda_graphs", "compile_layers")
+
+
+def speed_flags(fast: bool = False, compile: bool = False) -> dict[str, bool]:
+    """The protocol fields behind the CLI's `--fast` and `--compile` (`biobench finetune` and `biobench run`)."""
+    flags = dict(length_grouping=True, cuda_graphs=True) if fast else {}
+    if compile:
+        flags["compile_layers"] = True
+    return flags
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Protocol)}

@@ -16,7 +16,7 @@ from datasets import Dataset, DatasetDict
 import biobench.finetune as ft
 from biobench.cards import DataSpec, TaskCard
 from biobench.data import LoadedTask
-from biobench.protocols import resolve_protocol
+from biobench.protocols import resolve_protocol, speed_flags
 from biobench.records import read_record, record_path
 
 METRIC = {"token_ner": "seqeval_f1", "classification": "micro_f1", "multilabel": "micro_f1", "similarity": "pearson"}
@@ -270,8 +270,13 @@ def test_speed_options_are_off_by_default_and_absent_from_old_records():
     plain = resolve_protocol("paper", "en", "token_ner")
     assert not plain.length_grouping and not plain.cuda_graphs
     assert "length_grouping" not in plain.to_dict() and "cuda_graphs" not in plain.to_dict()  # resume still matches
-    fast = resolve_protocol("paper", "en", "token_ner", flags=dict(length_grouping=True, cuda_graphs=True))
+    assert "compile_layers" not in plain.to_dict()
+    fast = resolve_protocol("paper", "en", "token_ner", flags=speed_flags(fast=True))
     assert fast.to_dict()["length_grouping"] is True and fast.to_dict()["cuda_graphs"] is True
+    assert "compile_layers" not in fast.to_dict()
+    both = resolve_protocol("paper", "en", "token_ner", flags=speed_flags(fast=True, compile=True)).to_dict()
+    assert both["length_grouping"] and both["cuda_graphs"] and both["compile_layers"]
+    assert speed_flags(compile=True) == {"compile_layers": True} and speed_flags() == {}
 
 
 def test_length_grouped_batches_cover_the_epoch_and_pad_little():
@@ -426,3 +431,44 @@ def test_training_follows_the_schedule_and_learns(tmp_path, tiny_model, monkeypa
     losses = [h["train_loss"] for h in rec.history]
     assert losses[-1] < 0.1 * losses[0], losses
     assert rec.dev["accuracy"] == 100.0, rec.history
+
+
+def test_compiled_layers_give_the_eager_loss_and_gradients_at_any_length():
+    """`compile_layers` (aot_eager here: CPU has no inductor guarantee in CI) on a local-attention model:
+    the same loss and gradients as the eager layers, and one graph set serves every length."""
+    import copy
+
+    import torch._dynamo
+    from transformers import ModernBertConfig, ModernBertForTokenClassification
+
+    from biobench.attention import use_padding_safe_sdpa
+    from biobench.pretrain.fast import compiled_graphs
+
+    config = ModernBertConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                              num_attention_heads=2, local_attention=4, global_attn_every_n_layers=3,
+                              max_position_embeddings=128, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                              cls_token_id=1, sep_token_id=2, num_labels=3)
+    torch.manual_seed(0)
+    eager = ModernBertForTokenClassification(config)
+    use_padding_safe_sdpa(eager)
+    compiled = copy.deepcopy(eager)
+    torch._dynamo.reset()
+    assert ft.compile_encoder(compiled, backend="aot_eager") == 3
+    graphs = []
+    for length in (16, 32, 48):  # the bucket lengths of cuda_graphs
+        ids = torch.randint(5, 100, (4, length), generator=torch.Generator().manual_seed(length))
+        mask = torch.ones_like(ids)
+        mask[1, length // 3:] = 0  # padding past the local window
+        labels = torch.randint(0, 3, ids.shape, generator=torch.Generator().manual_seed(1)).masked_fill(mask == 0, -100)
+        losses = []
+        for model in (eager, compiled):
+            model.zero_grad()
+            out = model(input_ids=ids, attention_mask=mask, labels=labels)
+            out.loss.backward()
+            losses.append(out.loss)
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+        for (name, a), (_, b) in zip(eager.named_parameters(), compiled.named_parameters()):
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+        graphs.append(compiled_graphs())
+    assert [name for name, _ in compiled.named_parameters()] == [name for name, _ in eager.named_parameters()]
+    assert graphs[0] > 0 and graphs[2] == graphs[1]  # a new length compiles nothing once dynamic

@@ -3,7 +3,7 @@
     biobench run --model M [--model M2 ...] (--suite S | --tasks T1,T2) (--seeds N | --seed-list 1,2,3)
                  --out DIR [--resume | --no-resume | --overwrite never|failed|always] [--shard i/n]
                  [--protocol paper|smoke|FILE] [--epochs N] [--lr X] [--batch-size N] [--max-length N]
-                 [--max-steps N] [--fast] [--data-dir DIR] [--device cpu|cuda] [--runs-per-gpu N]
+                 [--max-steps N] [--fast] [--compile] [--data-dir DIR] [--device cpu|cuda] [--runs-per-gpu N]
                  [--trust-remote-code] [--baseline M] [--json]
 
 Resuming is the default: a re-run skips every cell whose record is `ok` for the same model weights,
@@ -54,6 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=f"override the protocol's {name}")
     p.add_argument("--fast", action="store_true",
                    help="speed options as in `biobench finetune --fast` (recorded in the protocol, never mixed)")
+    p.add_argument("--compile", action="store_true",
+                   help="as in `biobench finetune --compile` (recorded in the protocol, never mixed)")
     p.add_argument("--data-dir", help="local data mirror (default: $BIOBENCH_DATA_DIR, else the card's hub id)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     p.add_argument("--runs-per-gpu", type=int, default=1, metavar="N",
@@ -74,14 +76,13 @@ def run(args: argparse.Namespace) -> int:
     from biobench import sweep
     from biobench.cards import get_card, load_registry, suite_tasks
     from biobench.models import check_model
-    from biobench.protocols import resolve_protocol
+    from biobench.protocols import resolve_protocol, speed_flags
 
     if args.overwrite and not args.resume and args.overwrite != "always":
         return _fail(f"--no-resume contradicts --overwrite {args.overwrite}")
     overwrite = args.overwrite or ("failed" if args.resume else "always")
     overrides = {n: getattr(args, n) for n in OVERRIDE_FLAGS if getattr(args, n) is not None}
-    if args.fast:  # the same switch as `biobench finetune --fast`
-        overrides.update(length_grouping=True, cuda_graphs=True)
+    overrides.update(speed_flags(args.fast, args.compile))  # the same switches in finetune and run
     # Everything that can be checked before training is checked here, for every cell.
     try:
         registry = load_registry()
