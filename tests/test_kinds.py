@@ -163,3 +163,22 @@ def test_every_card_kind_has_a_module():
 
     assert set(KIND_METRICS) <= set(KIND_MODULES)
     assert all(get_kind(name).name == name for name in KIND_MODULES)
+
+
+@pytest.mark.parametrize("overflow", [True, False], ids=["fast-tokenizer", "no-encodings"])
+def test_sequence_truncation_count_and_features_in_one_pass(tokenizer, overflow):
+    """A fast tokenizer's overflow counts the cut rows in one pass; without encodings (a slow tokenizer)
+    a second pass counts them. Both must agree with each row's untruncated length and give each row's
+    own truncated encoding, also when only some rows have a text_pair."""
+    from biobench.kinds.base import _tokenize
+
+    def slow(*args, **kwargs):  # what a slow (Python) tokenizer returns: no `encodings`
+        enc = tokenizer(*args, **kwargs)
+        enc._encodings = None
+        return enc
+
+    texts = ["fever " * n for n in (2, 30, 5, 60, 1)]
+    pairs = [None, "cough " * 20, "rash", None, "cough " * 40]
+    features, cut = _tokenize(tokenizer if overflow else slow, texts, pairs, 16)
+    assert cut == sum(len(tokenizer(t, p)["input_ids"]) > 16 for t, p in zip(texts, pairs)) == 3
+    assert features == [dict(tokenizer(t, p, truncation=True, max_length=16)) for t, p in zip(texts, pairs)]

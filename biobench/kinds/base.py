@@ -35,6 +35,12 @@ class Encoded:
     notes: dict[str, int] = field(default_factory=dict)
 
 
+def as_columns(rows) -> dict[str, list]:
+    """A split as plain lists, one per column, converted in one go. Iterating a `datasets` column
+    formats one row at a time: 0.14 s for ChemProt's 16,521 labels, against 0.001 s for this."""
+    return rows if isinstance(rows, dict) else rows[:]
+
+
 class Kind:
     """Base class: subclasses set `head` and implement the methods below."""
 
@@ -95,20 +101,34 @@ class SequenceKind(Kind):
         raise NotImplementedError
 
     def encode(self, rows) -> Encoded:
-        texts = list(rows["text"])
-        pairs = list(rows["text_pair"]) if "text_pair" in rows.column_names else [None] * len(texts)
-        full = _tokenize(self.tokenizer, texts, pairs, truncation=False, verbose=False)
-        cut = _tokenize(self.tokenizer, texts, pairs, truncation=True, max_length=self.max_length)
-        truncated = sum(len(f["input_ids"]) > self.max_length for f in full)
+        rows = as_columns(rows)
+        texts = rows["text"]
+        pairs = rows["text_pair"] if "text_pair" in rows else [None] * len(texts)
+        cut, truncated = _tokenize(self.tokenizer, texts, pairs, self.max_length)
         targets = self.targets(rows)
         features = [dict(f, labels=t) for f, t in zip(cut, targets)]
         return Encoded(features=features, gold=targets, notes={"examples": len(texts), "truncated": truncated})
 
 
-def _tokenize(tokenizer, texts: list[str], pairs: list[str | None], **kwargs) -> list[dict[str, Any]]:
-    """Tokenize (text, pair) rows, some of which may have no pair; one feature dict per row."""
+def _tokenize(tokenizer, texts: list[str], pairs: list[str | None], max_length: int) -> tuple[list[dict[str, Any]], int]:
+    """Tokenize (text, pair) rows, some of which may have no pair, cut to `max_length`; one feature dict
+    per row, and how many rows were cut. A fast tokenizer keeps what it cut in each encoding's
+    `overflowing`, so one pass counts it; a slow one is asked again without truncation."""
     have_pair = [p is not None for p in pairs]
-    if all(have_pair) or not any(have_pair):
-        enc = tokenizer(texts, pairs if all(have_pair) else None, **kwargs)
-        return [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
-    return [dict(tokenizer(t, p, **kwargs)) for t, p in zip(texts, pairs)]  # mixed: row by row
+    groups = [(list(range(len(texts))), all(have_pair))] if all(have_pair) or not any(have_pair) else \
+        [([i for i, h in enumerate(have_pair) if h == flag], flag) for flag in (True, False)]  # mixed: pairs apart
+    features: list[dict[str, Any] | None] = [None] * len(texts)
+    truncated = 0
+    for rows, paired in groups:
+        if not rows:
+            continue
+        batch_texts, batch_pairs = [texts[i] for i in rows], [pairs[i] for i in rows] if paired else None
+        enc = tokenizer(batch_texts, batch_pairs, truncation=True, max_length=max_length)
+        if enc.encodings is not None:
+            truncated += sum(bool(e.overflowing) for e in enc.encodings)
+        else:
+            full = tokenizer(batch_texts, batch_pairs, truncation=False, verbose=False)["input_ids"]
+            truncated += sum(len(ids) > max_length for ids in full)
+        for j, i in enumerate(rows):
+            features[i] = {k: enc[k][j] for k in enc.keys()}
+    return features, truncated  # type: ignore[return-value]

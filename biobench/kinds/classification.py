@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from biobench.kinds.base import Encoded, SequenceKind
+from biobench.kinds.base import Encoded, SequenceKind, as_columns
 from biobench.metrics import classification_scores
 
 
@@ -18,9 +18,10 @@ class Classification(SequenceKind):
     name = "classification"
 
     def labels_from(self, train) -> list[str]:
-        return sorted(set(train["label"]))
+        return sorted(set(as_columns(train)["label"]))
 
     def targets(self, rows) -> list[int]:
+        rows = as_columns(rows)
         index = {label: i for i, label in enumerate(self.labels)}
         unknown = sorted(set(rows["label"]) - set(index))
         if unknown:

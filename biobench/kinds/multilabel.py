@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from biobench.kinds.base import Encoded, SequenceKind
+from biobench.kinds.base import Encoded, SequenceKind, as_columns
 from biobench.metrics import multilabel_scores
 
 # A label seen once in 10,000 training texts would get a weight of 10,000 and dominate the loss;
@@ -34,12 +34,13 @@ class Multilabel(SequenceKind):
             self.pos_weight = torch.tensor(np.clip(weight, 1.0 / MAX_POS_WEIGHT, MAX_POS_WEIGHT), dtype=torch.float32)
 
     def labels_from(self, train) -> list[str]:
-        return sorted({label for labels in train["labels"] for label in labels})
+        return sorted({label for labels in as_columns(train)["labels"] for label in labels})
 
     def model_kwargs(self) -> dict:
         return dict(super().model_kwargs(), problem_type="multi_label_classification")
 
     def targets(self, rows) -> list[list[float]]:
+        rows = as_columns(rows)
         index = {label: i for i, label in enumerate(self.labels)}
         out = []
         for labels in rows["labels"]:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, jaccard_score
 from transformers import AutoModelForMultipleChoice
 
-from biobench.kinds.base import Encoded, Kind
+from biobench.kinds.base import Encoded, Kind, as_columns
 
 
 def mcqa_scores(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -39,6 +39,7 @@ class MultipleChoice(Kind):
         return {}  # one logit per option: the head has no label set
 
     def targets(self, rows) -> list[list[float]]:
+        rows = as_columns(rows)
         index = {label: i for i, label in enumerate(self.labels)}
         out = []
         for answers, choices in zip(rows["answers"], rows["choices"]):
@@ -49,6 +50,7 @@ class MultipleChoice(Kind):
         return out
 
     def encode(self, rows) -> Encoded:
+        rows = as_columns(rows)
         targets = self.targets(rows)
         features, truncated = [], 0
         for question, choices, target in zip(rows["text"], rows["choices"], targets):

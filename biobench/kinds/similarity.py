@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from biobench.kinds.base import Encoded, SequenceKind
+from biobench.kinds.base import Encoded, SequenceKind, as_columns
 from biobench.metrics import similarity_scores
 
 
@@ -24,6 +24,7 @@ class Similarity(SequenceKind):
         return {"num_labels": 1, "problem_type": "regression"}
 
     def targets(self, rows) -> list[float]:
+        rows = as_columns(rows)
         return [float(s) for s in rows["score"]]
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

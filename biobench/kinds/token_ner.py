@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
-from biobench.kinds.base import Encoded, Kind
+from biobench.kinds.base import Encoded, Kind, as_columns
 from biobench.metrics import ner_scores
 
 IGNORE = -100  # torch's cross-entropy ignore_index: sub-tokens after the first, special tokens
@@ -77,7 +77,7 @@ class TokenNER(Kind):
 
     def labels_from(self, train) -> list[str]:
         """Entity types, sorted, from the training tags (`B-Disease` -> `Disease`)."""
-        return sorted({t[2:] for tags in train["tags"] for t in tags if t != "O"})
+        return sorted({t[2:] for tags in as_columns(train)["tags"] for t in tags if t != "O"})
 
     @property
     def output_names(self) -> list[str]:
@@ -88,6 +88,7 @@ class TokenNER(Kind):
                                                   pad_to_multiple_of=pad_to_multiple_of)
 
     def encode(self, rows) -> Encoded:
+        rows = as_columns(rows)
         sentences = [list(words) for words in rows["tokens"]]
         gold = [list(tags) for tags in rows["tags"]]
         for i, (words, tags) in enumerate(zip(sentences, gold)):
