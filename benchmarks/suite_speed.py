@@ -23,7 +23,9 @@ protocol for each task:
     GPU-s(task) = 5 seeds x [load + setup + once + E x (train/epoch + dev/epoch + keep) + test]
 
 with E the epochs of `resolve_protocol("paper", ...)` (20 for NER, 10 for the others), train/epoch and
-dev/epoch those of epoch 2, and `once` = (epoch 1 - epoch 2), the one-time cost. With --max-train-samples
+dev/epoch those of epoch 2, and `once` = (epoch 1 - epoch 2), the one-time cost. With --warm the second
+--seeds seed runs right after the first in the same process, as a sweep worker runs a task's seeds (its
+compiled layers are kept), and seeds 2-5 are projected from it instead: GPU-s = run(seed 1) + 4 x run(seed 2). With --max-train-samples
 (or --limit) the epochs run on a seeded random subset (`finetune.subsample`) and the steady epoch is
 scaled linearly by full size / measured size (per split); `once` is not scaled, though the full training
 set has a few more bucket shapes to capture than the subset (each a fraction of a second).
@@ -297,19 +299,35 @@ def extrapolate_task(card, measured: list[dict]) -> dict:
     def mean(key: str) -> float:
         return sum(m[key] for m in refs) / len(refs)
 
-    return {"task": card.name, "kind": card.kind, "here": False, "n_full": {s: round(n) for s, n in docs.items()},
+    row = {"task": card.name, "kind": card.kind, "here": False, "n_full": {s: round(n) for s, n in docs.items()},
             "tokens": tokens, "size": size, "refs": [m["task"] for m in refs],
             "load_s": mean("load_s"), "setup_s": mean("setup_s"), "keep_s": mean("keep_s"), "once_s": mean("once_s"),
             "train_epoch_s": tokens["train"] * per_token("train_s", "train"),
             "dev_epoch_s": tokens["validation"] * per_token("dev_s", "validation"),
             "test_full_s": tokens["test"] * per_token("test_s", "test"), "epochs": paper_epochs(card)}
+    if all("warm" in m for m in refs):  # seeds 2-5: the same tokens at the warm rates, warm one-time costs
+        warm = [m["warm"] for m in refs]
+        row["warm"] = dict(row, **{key: sum(w[key] for w in warm) / len(warm)
+                                   for key in ("load_s", "setup_s", "keep_s", "once_s")})
+        for phase, split, key in (("train_s", "train", "train_epoch_s"), ("dev_s", "validation", "dev_epoch_s"),
+                                  ("test_s", "test", "test_full_s")):
+            row["warm"][key] = tokens[split] * sum(w[phase] for w in warm) / sum(w["tokens"][split] for w in warm)
+    return row
+
+
+def one_seed_s(row: dict) -> float:
+    """GPU-seconds of one paper-protocol run: load + setup + once + E epochs + test."""
+    per_epoch = row["train_epoch_s"] + row["dev_epoch_s"] + row["keep_s"]
+    return row["load_s"] + row["setup_s"] + row["once_s"] + row["epochs"] * per_epoch + row["test_full_s"]
 
 
 def project(row: dict) -> float:
-    """GPU-seconds of the paper protocol for one task: 5 seeds x (load + setup + once + E epochs + test)."""
-    per_epoch = row["train_epoch_s"] + row["dev_epoch_s"] + row["keep_s"]
-    return PAPER_SEEDS * (row["load_s"] + row["setup_s"] + row["once_s"] + row["epochs"] * per_epoch
-                          + row["test_full_s"])
+    """GPU-seconds of the paper protocol for one task: 5 seeds of the measured run or, with --warm, the
+    first seed as measured (cold) and the other 4 as the second seed measured in the same process (warm:
+    compiled layers, cuDNN/cuBLAS handles and the allocator kept, as in a sweep worker)."""
+    if "warm" not in row:
+        return PAPER_SEEDS * one_seed_s(row)
+    return one_seed_s(row) + (PAPER_SEEDS - 1) * one_seed_s(row["warm"])
 
 
 def part_suite(model: str, args, flags: dict) -> dict:
@@ -334,11 +352,17 @@ def part_suite(model: str, args, flags: dict) -> dict:
             failures.append(f"{card.name}: {type(exc).__name__}: {exc}")
             print(traceback.format_exc()[-2000:], file=sys.stderr, flush=True)
             continue
+        if args.warm:  # a second seed in the same process: what seeds 2-5 cost in a sweep worker
+            try:
+                row["warm"] = measure_task(model, card, args, flags, args.seed_list[1])
+            except Exception as exc:
+                failures.append(f"{card.name} (warm seed): {type(exc).__name__}: {exc}")
         row["wall_s"] = time.time() - t0
-        if graphs_fell_back(row["graphs"], row["record"]["epochs_run"]):
-            failures.append(f"{card.name}: cuda graphs fell back to eager steps: {row['graphs']}")
+        for run in (row, row.get("warm")):
+            if run and graphs_fell_back(run["graphs"], run["record"]["epochs_run"]):
+                failures.append(f"{card.name}: cuda graphs fell back to eager steps: {run['graphs']}")
         measured.append(row)
-        print(json.dumps({k: v for k, v in row.items() if k not in ("record", "graphs")}, default=str), flush=True)
+        print(json.dumps({k: v for k, v in row.items() if k not in ("record", "graphs", "warm")}, default=str), flush=True)
     rows = list(measured)
     for card in absent:
         try:
@@ -412,6 +436,11 @@ def report_suite(res: dict, speed_up: float | None, n: int) -> list[str]:
                    "(load + setup + once + epochs x (train + dev + keep-best) + test), one run after the other on "
                    "one GPU; train and dev per epoch from the steady epoch 2, `once` = epoch 1 - epoch 2 (warm-up, "
                    "graph captures, compilation).")]
+    if any("warm" in r for r in res["rows"]):
+        lines.append("- `--warm`: seeds 2-5 are projected from a second seed run in the same process (as a sweep "
+                     "worker runs them: compiled layers kept), seed 1 from the first: " + ", ".join(
+                         f"{r['task']} {one_seed_s(r):,.0f} s then {one_seed_s(r['warm']):,.0f} s"
+                         for r in res["rows"] if "warm" in r) + ".")
     if speed_up:
         packed = total_min / speed_up
         lines.append(f"- Packed {n} runs per GPU: {packed:,.1f} GPU-min ({'within' if packed <= BUDGET_MIN else 'OVER'} "
@@ -474,6 +503,8 @@ def main(argv=None) -> int:
                    "(seeded subset) and scale linearly")
     p.add_argument("--compile", action="store_true", help="also compile_layers (biobench finetune --compile)")
     p.add_argument("--sweep-epochs", type=int, default=1, help="part 1: epochs per cell (default 1)")
+    p.add_argument("--warm", action="store_true", help="part 2: also measure the second --seeds seed in the same "
+                   "process and project seeds 2-5 from it (a sweep worker keeps compiled layers between cells)")
     p.add_argument("--limit", type=int, help="dry runs: every split of every run subsampled to N examples")
     p.add_argument("--max-length", type=int, help="dry runs: inputs cut to N tokens")
     args = p.parse_args(argv)
