@@ -29,7 +29,8 @@ and are therefore recorded in the protocol, off by default:
   falls back to eager steps and says so in `notes.cuda_graphs`. On CPU only the padding applies.
   Dropout draws a different random stream than the eager path.
 - `compile_layers`: on CUDA, each encoder layer is compiled in place (`torch.compile`, inductor, dynamic
-  lengths: one graph per layer structure and mode, not per length). The fused kernels cut the many small
+  lengths: per layer structure and mode, the first length compiles a graph and later lengths share a
+  dynamic one, so a few graphs per process, not one per length). The fused kernels cut the many small
   launches of a short-sequence step; outputs equal the eager layers' to float tolerance. On CPU it does nothing.
 """
 

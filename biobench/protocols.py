@@ -47,8 +47,9 @@ class Protocol:
     weighted_bce: bool = False  # multi-label: positive-class weights n_neg / n_pos from train
     threshold: float = 0.5  # multi-label decision threshold on sigmoid outputs
     window_stride: float = 0.5  # NER sliding windows: fraction of a window the next one advances
-    # Speed options (`--fast` sets them all; see biobench.finetune). They change which examples share a
-    # batch and the random stream of dropout, so they are part of the protocol, off by default.
+    # Speed options (`--fast` sets the first two, `--compile` the third; see biobench.finetune). They
+    # change which examples share a batch, the random stream of dropout or the kernels' rounding, so they
+    # are part of the protocol, off by default.
     length_grouping: bool = False  # batches from length-sorted mega-batches of 50 (less padding)
     cuda_graphs: bool = False  # pad lengths to multiples of 16; on CUDA replay one graph per shape
     compile_layers: bool = False  # on CUDA, torch.compile each encoder layer (dynamic lengths)
