@@ -12,6 +12,8 @@ at batch 16, LR 5e-5, seed 42, bf16:
   batch 16, LR 5e-5: the plain loop, no speed options.
 - `biobench --fast`: the same with `length_grouping` and `cuda_graphs`.
 - `biobench grouping` and `biobench graphs` (ablations, on request): `length_grouping` alone, `cuda_graphs` alone.
+- `biobench --fast --compile` (on request, `--variants ...,compile`): `--fast` plus `compile_layers`; its one
+  epoch includes the compilation, which a 10-20 epoch run pays once.
 
 Train samples/s = training features / training seconds (first steps and graph captures included, dev
 scoring excluded); eval samples/s = test features / test prediction seconds (scoring excluded). The
@@ -175,7 +177,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="benchmarks/results/latest", help="where the table and records go")
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--variants", default="trainer,biobench,fast", help="also: grouping, graphs (ablations)")
+    p.add_argument("--variants", default="trainer,biobench,fast", help="also: grouping, graphs (ablations), compile")
     p.add_argument("--max-train", type=int, help="subsample train/test (a quick check, not a benchmark)")
     p.add_argument("--seed", type=int, default=42, help="seed of every run (default 42)")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help=argparse.SUPPRESS)
@@ -221,9 +223,11 @@ def main(argv=None) -> int:
                     ("biobench --fast", lambda: run_biobench(paths[name], card, task_data,
                                                              length_grouping=True, cuda_graphs=True)),
                     ("biobench grouping", lambda: run_biobench(paths[name], card, task_data, length_grouping=True)),
-                    ("biobench graphs", lambda: run_biobench(paths[name], card, task_data, cuda_graphs=True))]
+                    ("biobench graphs", lambda: run_biobench(paths[name], card, task_data, cuda_graphs=True)),
+                    ("biobench --fast --compile", lambda: run_biobench(paths[name], card, task_data, length_grouping=True,
+                                                                       cuda_graphs=True, compile_layers=True))]
             keep = {"trainer": "trainer", "biobench": "biobench", "biobench --fast": "fast",
-                    "biobench grouping": "grouping", "biobench graphs": "graphs"}
+                    "biobench grouping": "grouping", "biobench graphs": "graphs", "biobench --fast --compile": "compile"}
             ref = None
             for label, fn in runs:
                 if keep[label] not in variants:

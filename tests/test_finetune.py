@@ -201,6 +201,11 @@ def test_cli_finetune_json_and_exit_codes(tmp_path, tiny_model, serve, capsys):
     rec = json.loads(capsys.readouterr().out)
     assert rec["status"] == "ok" and rec["protocol"]["epochs"] == 1 and rec["protocol"]["max_length"] == 32
     assert main(argv[:-1]) == 0 and "record:" in capsys.readouterr().out  # rich summary (resumed)
+    assert main(argv + ["--fast", "--compile"]) == 0  # another protocol: a new run, its options recorded
+    fast = json.loads(capsys.readouterr().out)
+    assert {k: fast["protocol"].get(k) for k in ("length_grouping", "cuda_graphs", "compile_layers")} == dict.fromkeys(
+        ("length_grouping", "cuda_graphs", "compile_layers"), True)
+    assert "compile_layers" not in fast["notes"] and "compile_layers" not in rec["protocol"]  # CPU: nothing compiled
     assert main(["finetune", "--model", tiny_model, "--task", "no_such_task", "--seed", "1"]) == 2
     assert "unknown task" in capsys.readouterr().err
 

@@ -210,6 +210,13 @@ def test_failed_cell_is_recorded_sweep_goes_on_and_resume_reruns_only_failures(t
     assert code == 0 and again["done"] == 1
     assert main(base_args([tiny], out, proto, shared_data) + ["--no-resume", "--overwrite", "never"]) == 2
 
+    # --fast --compile: another protocol, so the ok cell runs again, with its speed options recorded.
+    code, fast = cli_json(base_args([tiny], out, proto, shared_data, seeds=1, tasks=["biosses"]) + ["--fast", "--compile"],
+                          capsys)
+    assert code == 0 and fast["done"] == 1
+    protocol = read_record(record_path(out, tiny, "biosses", 0)).protocol
+    assert protocol["length_grouping"] and protocol["cuda_graphs"] and protocol["compile_layers"]
+
 
 def test_input_errors_stop_before_anything_trains(tmp_path, tiny, proto, shared_data, capsys):
     out = tmp_path / "runs"
