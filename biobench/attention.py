@@ -40,8 +40,10 @@ def has_local_attention(model) -> bool:
 
 
 def use_padding_safe_sdpa(model) -> bool:
-    """Switch `model` to the padding-safe mask if it runs SDPA with local layers; returns whether it did."""
-    if model.config._attn_implementation != "sdpa" or not has_local_attention(model):
+    """Switch `model` to the padding-safe mask if it runs SDPA with local layers; returns whether it did.
+    Only transformers' own model classes: remote code may test for the name "sdpa" itself."""
+    if model.config._attn_implementation != "sdpa" or not has_local_attention(model) \
+            or not type(model).__module__.startswith("transformers."):
         return False
     _register()
     model.set_attn_implementation(NAME)

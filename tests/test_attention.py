@@ -87,3 +87,11 @@ def test_models_without_local_layers_or_sdpa_are_left_alone(attn):
     local = tiny_modernbert()
     local.set_attn_implementation(attn)
     assert use_padding_safe_sdpa(local) == (attn == "sdpa")
+
+
+def test_model_classes_from_outside_transformers_are_left_alone():
+    from transformers import ModernBertForTokenClassification
+
+    remote = type("RemoteModernBert", (ModernBertForTokenClassification,), {"__module__": "transformers_modules.x"})
+    model = remote(tiny_modernbert().config)
+    assert not use_padding_safe_sdpa(model) and model.config._attn_implementation == "sdpa"
