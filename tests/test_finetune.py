@@ -366,6 +366,9 @@ def test_fast_options_on_cpu_are_deterministic_and_record_themselves(tmp_path, t
     assert run()[1] == first
     assert rec.protocol["length_grouping"] and rec.protocol["cuda_graphs"] and "cuda_graphs" not in rec.notes  # CPU: no graphs
     assert rec.history[-1]["steps"] == 12 and "test_predict_s" in rec.notes["timing"]
+    # per-epoch times (suite_speed.py's steady epoch): each epoch's training and dev scoring, summing to the totals
+    assert sum(h["train_s"] for h in rec.history) == pytest.approx(rec.notes["timing"]["train_s"], abs=0.05)
+    assert sum(h["dev_s"] for h in rec.history) == pytest.approx(rec.notes["timing"]["dev_s"], abs=0.05)
     timing = rec.notes["timing"]
     assert all(v >= 0 for v in timing.values())
     assert timing["setup_s"] == pytest.approx(timing["encode_s"] + timing["model_load_s"], abs=0.02)
