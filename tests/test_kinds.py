@@ -182,3 +182,18 @@ def test_sequence_truncation_count_and_features_in_one_pass(tokenizer, overflow)
     features, cut = _tokenize(tokenizer if overflow else slow, texts, pairs, 16)
     assert cut == sum(len(tokenizer(t, p)["input_ids"]) > 16 for t, p in zip(texts, pairs)) == 3
     assert features == [dict(tokenizer(t, p, truncation=True, max_length=16)) for t, p in zip(texts, pairs)]
+
+
+@pytest.mark.parametrize("task", ["biosses", "hoc"])  # sentence pairs; long abstracts (truncated at 128)
+def test_one_pass_truncation_count_on_real_data(task, tokenizer, shared_data):
+    from biobench.cards import get_card
+    from biobench.data import load_task
+    from biobench.kinds.base import _tokenize, as_columns
+
+    train = load_task(get_card(task), shared_data).splits["train"]
+    rows = as_columns(train.select(range(min(200, len(train)))))
+    texts, pairs = rows["text"], rows.get("text_pair") or [None] * len(rows["text"])
+    for max_length in (32, 128):
+        features, cut = _tokenize(tokenizer, texts, pairs, max_length)
+        assert cut == sum(len(tokenizer(t, p)["input_ids"]) > max_length for t, p in zip(texts, pairs)) > 0
+        assert features == [dict(tokenizer(t, p, truncation=True, max_length=max_length)) for t, p in zip(texts, pairs)]
