@@ -130,11 +130,16 @@ def run_biobench(model: str, card, task_data, **speed) -> dict:
     graphs = rec.notes.get("cuda_graphs")
     if graphs is not None:
         out["graphs"] = graphs
-        # Guard: every full-batch shape is run eagerly once, then captured; one short batch per epoch.
-        if graphs["failed"] or graphs["errors"] or graphs["captured"] > graphs["shapes"] \
-                or graphs["eager_steps"] > graphs["shapes"] + rec.epochs_run:
+        if graphs_fell_back(graphs, rec.epochs_run):
             out["error"] = f"cuda graphs fell back to eager steps: {graphs}"
     return out
+
+
+def graphs_fell_back(graphs: dict | None, epochs: int) -> bool:
+    """The guard on `--fast` timings (suite_speed.py uses it too): every full-batch shape runs eagerly once
+    and is then captured, plus one short batch per epoch; anything more means steps silently ran eager."""
+    return bool(graphs) and bool(graphs["failed"] or graphs["errors"] or graphs["captured"] > graphs["shapes"]
+                                 or graphs["eager_steps"] > graphs["shapes"] + epochs)
 
 
 def check_graph_step(model: str, card, task_data) -> str:

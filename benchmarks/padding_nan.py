@@ -19,7 +19,6 @@ gradients (see biobench/attention.py). The check fails (exit 1) if `padding-safe
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 import torch
+
+import finetune_speed  # a sibling script: benchmarks/ is sys.path[0] when this runs as one
 
 
 def check(model: str, task: str, data_dir: str, safe: bool, n_batches: int) -> dict:
@@ -36,9 +37,8 @@ def check(model: str, task: str, data_dir: str, safe: bool, n_batches: int) -> d
     from biobench.cards import get_card
     from biobench.data import load_task
 
-    fs = _finetune_speed()
     card = get_card(task)
-    kind, enc = fs.prepared(model, card, load_task(card, data_dir))
+    kind, enc = finetune_speed.prepared(model, card, load_task(card, data_dir))
     collate = kind.collator(pad_to_multiple_of=ft.GRAPH_PAD)
     torch.manual_seed(0)
     net, _ = models.load_model(model, kind.head, **kind.model_kwargs())
@@ -68,13 +68,6 @@ def check(model: str, task: str, data_dir: str, safe: bool, n_batches: int) -> d
             "bad": bad, "first_bad": first}
 
 
-def _finetune_speed():
-    spec = importlib.util.spec_from_file_location("finetune_speed", Path(__file__).with_name("finetune_speed.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", required=True)
@@ -89,7 +82,7 @@ def main(argv=None) -> int:
     import transformers
 
     started = time.time()
-    model = _finetune_speed().build_modernbert(Path(args.minilm), Path(tempfile.mkdtemp()) / "modernbert-base-random")
+    model = finetune_speed.build_modernbert(Path(args.minilm), Path(tempfile.mkdtemp()) / "modernbert-base-random")
     rows = []
     for task in args.tasks.split(","):
         for safe in (False, True):

@@ -234,13 +234,6 @@ def counting_tokens():
         finetune.get_kind = plain
 
 
-def graphs_fell_back(graphs: dict | None, epochs: int) -> bool:
-    """finetune_speed.py's guard: every full-batch shape runs eagerly once and is then captured, plus one
-    short batch per epoch; anything more means `--fast` silently ran eager steps (timings not of --fast)."""
-    return bool(graphs) and bool(graphs["failed"] or graphs["errors"] or graphs["captured"] > graphs["shapes"]
-                                 or graphs["eager_steps"] > graphs["shapes"] + epochs)
-
-
 def paper_epochs(card) -> int:
     from biobench.protocols import resolve_protocol
 
@@ -359,7 +352,7 @@ def part_suite(model: str, args, flags: dict) -> dict:
                 failures.append(f"{card.name} (warm seed): {type(exc).__name__}: {exc}")
         row["wall_s"] = time.time() - t0
         for run in (row, row.get("warm")):
-            if run and graphs_fell_back(run["graphs"], run["record"]["epochs_run"]):
+            if run and _sibling("finetune_speed").graphs_fell_back(run["graphs"], run["record"]["epochs_run"]):
                 failures.append(f"{card.name}: cuda graphs fell back to eager steps: {run['graphs']}")
         measured.append(row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("record", "graphs", "warm")}, default=str), flush=True)

@@ -173,14 +173,11 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
 
 
 def compile_encoder(net, backend: str = "inductor") -> int:
-    """`compile_layers`: compile every encoder layer in place, dynamic in batch and length (weight names
-    unchanged, the embeddings, head and loss stay eager). Returns how many layers were compiled."""
-    from biobench.pretrain.freeze import encoder_layers
+    """`compile_layers`: every encoder layer compiled in place, dynamic in batch and length (fine-tuning
+    batches come in many padded lengths). Returns how many layers were compiled."""
+    from biobench.pretrain.fast import compile_layers
 
-    layers = encoder_layers(net)
-    for layer in layers:
-        layer.compile(backend=backend, dynamic=True)
-    return len(layers)
+    return compile_layers(net, backend, dynamic=True)
 
 
 def train_step(net, kind, optimizer, batch: dict[str, torch.Tensor], max_grad_norm: float, autocast: dict,

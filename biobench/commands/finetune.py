@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(protocol fields length_grouping and cuda_graphs; recorded, never mixed with plain runs)")
     p.add_argument("--compile", action="store_true",
                    help="on CUDA, torch.compile each encoder layer (protocol field compile_layers): 1.2-1.8x per "
-                        "epoch for ModernBERT-base, after about 40 s of compilation in the first epoch")
+                        "epoch for ModernBERT-base, after 20-40 s of compilation in a process's first epoch")
     p.add_argument("--out", default="runs", help="records folder (default: runs/)")
     p.add_argument("--data-dir", help="local data mirror (default: $BIOBENCH_DATA_DIR, else the card's hub id)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")

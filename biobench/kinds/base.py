@@ -114,12 +114,10 @@ def _tokenize(tokenizer, texts: list[str], pairs: list[str | None], max_length: 
     """Tokenize (text, pair) rows, some of which may have no pair, cut to `max_length`; one feature dict
     per row, and how many rows were cut. A fast tokenizer keeps what it cut in each encoding's
     `overflowing`, so one pass counts it; a slow one is asked again without truncation."""
-    have_pair = [p is not None for p in pairs]
-    groups = [(list(range(len(texts))), all(have_pair))] if all(have_pair) or not any(have_pair) else \
-        [([i for i, h in enumerate(have_pair) if h == flag], flag) for flag in (True, False)]  # mixed: pairs apart
     features: list[dict[str, Any] | None] = [None] * len(texts)
     truncated = 0
-    for rows, paired in groups:
+    for paired in (True, False):  # rows with a pair and rows without go to the tokenizer as two batches
+        rows = [i for i, p in enumerate(pairs) if (p is not None) == paired]
         if not rows:
             continue
         batch_texts, batch_pairs = [texts[i] for i in rows], [pairs[i] for i in rows] if paired else None

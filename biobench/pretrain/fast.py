@@ -45,11 +45,19 @@ def enable(model: nn.Module, *, flex: bool, compile_backend: str | None = "induc
         model.set_attn_implementation(ATTENTION)
         enabled["flex_local_attention"] = True
     if compile_backend:
-        for layer in encoder_layers(model):
-            layer.compile(backend=compile_backend, dynamic=False)
-            enabled["compiled_layers"] += 1
+        enabled["compiled_layers"] = compile_layers(model, compile_backend, dynamic=False)  # packed: one length
         model.loss_function = functools.partial(masked_lm_loss, _compiled_cross_entropy(compile_backend))
     return enabled
+
+
+def compile_layers(model: nn.Module, backend: str, *, dynamic: bool) -> int:
+    """`torch.compile` every encoder layer in place (weight names unchanged; the embeddings, head and loss
+    stay eager); returns how many. Pretraining (one packed length) and fine-tuning (`compile_layers`,
+    dynamic lengths) share it."""
+    layers = encoder_layers(model)
+    for layer in layers:
+        layer.compile(backend=backend, dynamic=dynamic)
+    return len(layers)
 
 
 def expected_graphs(model: nn.Module) -> int:
