@@ -16,17 +16,18 @@ the best dev state kept on CPU, and the test split scored ONCE with that state.
 Speed. The loop never waits for the GPU inside an epoch: losses stay on the device until the
 epoch ends (the non-finite check then names the first bad step), batches come from pinned
 memory with non-blocking copies, and predictions are copied back once all batches have run.
-None of this changes a number. Two protocol options (both set by `--fast`) do change numbers
-and are therefore recorded in the protocol, off by default:
+None of this changes a number. Three protocol options (the first two set by `--fast`, the third by
+`--compile`) do change numbers and are therefore recorded in the protocol, off by default:
 
 - `length_grouping`: the shuffled training set is cut into mega-batches of 50 batches, each
   sorted by length and cut into batches, and the batch order is shuffled again. Batches stay
   random across the epoch but pad little (same number of batches and steps as the plain path).
 - `cuda_graphs`: every batch is padded to a multiple of `GRAPH_PAD` tokens (a few bucket shapes),
   and on CUDA the whole training step (forward, loss, backward, clipping, AdamW) is captured once
-  per full-batch shape as a CUDA graph and replayed (`GraphedStep`). The first batch of a shape
-  runs eagerly (warm-up and a real step), the next is captured; a shape that cannot be captured
-  falls back to eager steps and says so in `notes.cuda_graphs`. On CPU only the padding applies.
+  per full-batch shape as a CUDA graph and replayed (`ShapeGraphs`); so is the prediction forward
+  (dev, after every epoch, and test). The first batch of a shape runs eagerly (warm-up and a real
+  step), the next is captured; a shape that cannot be captured falls back to eager and says so in
+  `notes.cuda_graphs`. On CPU only the padding applies.
   Dropout draws a different random stream than the eager path.
 - `compile_layers`: on CUDA, each encoder layer is compiled in place (`torch.compile`, inductor, dynamic
   lengths: per layer structure and mode, the first length compiles a graph and later lengths share a
@@ -120,25 +121,38 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=device.type == "cuda") for k, v in batch.items()}
 
 
-@torch.no_grad()
-def predict(model, enc, collate, batch_size: int, device: torch.device) -> list[np.ndarray]:
-    """Logits per feature, padding removed; batches are formed by length to pad little.
-
-    bf16 autocast on CUDA; the logits stay on the device until every batch has been queued, so
-    the host never waits for the GPU between batches.
-    """
-    model.eval()
+def prediction_batches(enc, collate, batch_size: int, device: torch.device) -> list[tuple[list[int], dict]]:
+    """A split's prediction batches: (feature indices, inputs on the host), formed once by length to pad
+    little. Dev is predicted after every epoch; collating it again each time cost the host as much as the
+    forward itself."""
     order = sorted(range(len(enc.features)), key=lambda i: len(enc.features[i]["input_ids"]))
-    outputs: list[np.ndarray | None] = [None] * len(order)
-    pending = []
+    batches = []
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = collate([enc.features[i] for i in idx])
-        batch.pop("labels")
+        inputs = collate([enc.features[i] for i in idx])
+        inputs.pop("labels")
         if device.type == "cuda":
-            batch = {k: v.pin_memory() for k, v in batch.items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            pending.append((idx, model(**to_device(batch, device)).logits.float()))
+            inputs = {k: v.pin_memory() for k, v in inputs.items()}
+        batches.append((idx, inputs))
+    return batches
+
+
+@torch.no_grad()
+def predict(model, enc, batches: list[tuple[list[int], dict]], device: torch.device, forward=None) -> list[np.ndarray]:
+    """Logits per feature of `enc`, padding removed, from its `prediction_batches`.
+
+    `forward(inputs on the host) -> float logits on the device`: by default the model in bf16 autocast on
+    CUDA; under `cuda_graphs`, `graphed_forward`. The logits stay on the device until every batch has been
+    queued, so the host never waits for the GPU between batches.
+    """
+    model.eval()
+    if forward is None:
+        def forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                return model(**to_device(inputs, device)).logits.float()
+
+    outputs: list[np.ndarray | None] = [None] * len(enc.features)
+    pending = [(idx, forward(inputs)) for idx, inputs in batches]
     for idx, logits in pending:
         logits = logits.cpu().numpy()
         for i, row in zip(idx, logits):
@@ -198,24 +212,25 @@ def train_step(net, kind, optimizer, batch: dict[str, torch.Tensor], max_grad_no
     return loss.detach()
 
 
-class GraphedStep:
-    """`train_step`, replayed from one CUDA graph per batch shape (protocol option `cuda_graphs`).
+class ShapeGraphs:
+    """A function of one batch, replayed from one CUDA graph per batch shape (protocol option `cuda_graphs`).
 
-    Call it with a batch on the host (pinned). The first batch of a shape is a real eager step on
-    a side stream (warm-up: cuBLAS handles, AdamW state, gradient tensors); the second is
-    captured and every later one is a copy into the graph's static inputs plus one replay. Short
-    batches (the epoch's last) and shapes whose capture fails run eagerly; `stats` counts it all
-    so that a silent fall back to eager steps shows in the record. The optimizer must keep its
-    step and LR on the device (`make_optimizer(..., graphs=True)`); the LR schedule then updates
-    that tensor in place, outside the graph.
+    Used twice: for the training step (`train_step` with kept gradients) and for the prediction
+    forward (dev is predicted after every epoch with the same batches, so its shapes recur). Call it
+    with a batch on the host (pinned). The first batch of a shape runs eagerly on a side stream
+    (warm-up: cuBLAS handles, AdamW state, gradient tensors); the second is captured and every later
+    one is a copy into the graph's static inputs plus one replay; the result is returned as a copy,
+    so the next replay cannot overwrite it. Short batches (an epoch's or a split's last) and shapes
+    whose capture fails run eagerly; `stats` counts it all so that a silent fall back to eager shows in
+    the record. For the training step the optimizer must keep its step and LR on the device
+    (`make_optimizer(..., graphs=True)`); the LR schedule then updates that tensor in place, outside
+    the graph. `pool`: a memory pool shared by the graphs (safe because they never run at once and
+    every result is copied out before the next replay); None gives each graph its own.
     """
 
-    def __init__(self, net, kind, optimizer, max_grad_norm: float, device: torch.device, batch_size: int) -> None:
-        self.step = lambda batch: train_step(net, kind, optimizer, batch, max_grad_norm,
-                                             dict(device_type="cuda", dtype=torch.bfloat16, cache_enabled=False),
-                                             keep_grads=True)
-        self.device, self.batch_size = device, batch_size
-        self.graphs: dict[tuple, tuple] = {}  # shape -> (graph, static inputs, static loss)
+    def __init__(self, fn, device: torch.device, batch_size: int, *, pool=None) -> None:
+        self.fn, self.device, self.batch_size, self.pool = fn, device, batch_size, pool
+        self.graphs: dict[tuple, tuple] = {}  # shape -> (graph, static inputs, static output)
         self.seen: set[tuple] = set()
         self.failed: dict[tuple, str] = {}
         self.stats = {"shapes": 0, "captured": 0, "replays": 0, "eager_steps": 0, "failed": 0}
@@ -223,12 +238,12 @@ class GraphedStep:
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         key = tuple((k, tuple(v.shape)) for k, v in sorted(batch.items()))
         if key in self.graphs:
-            graph, static, loss = self.graphs[key]
+            graph, static, out = self.graphs[key]
             for k, v in batch.items():
                 static[k].copy_(v, non_blocking=True)
             graph.replay()
             self.stats["replays"] += 1
-            return loss.clone()
+            return out.clone()
         full = len(batch["input_ids"]) == self.batch_size
         if full and key in self.seen and key not in self.failed:
             return self._capture(key, batch)
@@ -239,26 +254,42 @@ class GraphedStep:
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
-            loss = self.step(to_device(batch, self.device))
+            out = self.fn(to_device(batch, self.device))
         torch.cuda.current_stream(self.device).wait_stream(side)
-        return loss
+        return out
 
     def _capture(self, key: tuple, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         static = {k: torch.empty_like(v, device=self.device) for k, v in batch.items()}
         graph = torch.cuda.CUDAGraph()
         torch.cuda.synchronize(self.device)
         try:
-            with torch.cuda.graph(graph):
-                loss = self.step(static)
+            with torch.cuda.graph(graph, pool=self.pool):
+                out = self.fn(static)
         except Exception as exc:  # e.g. a model that reads a tensor on the host inside forward
             torch.cuda.synchronize(self.device)
             self.failed[key] = f"{type(exc).__name__}: {exc}"[:300]
             self.stats["failed"] += 1
             self.stats["eager_steps"] += 1
-            return self.step(to_device(batch, self.device))
-        self.graphs[key] = (graph, static, loss)
+            return self.fn(to_device(batch, self.device))
+        self.graphs[key] = (graph, static, out)
         self.stats["captured"] += 1
         return self(batch)  # the capture ran nothing: this batch is the first replay
+
+
+def graphed_train_step(net, kind, optimizer, max_grad_norm: float, device: torch.device, batch_size: int) -> ShapeGraphs:
+    """`train_step` under `ShapeGraphs` (gradients kept in place: a graph must find the same tensors)."""
+    autocast = dict(device_type="cuda", dtype=torch.bfloat16, cache_enabled=False)
+    return ShapeGraphs(lambda batch: train_step(net, kind, optimizer, batch, max_grad_norm, autocast, keep_grads=True),
+                       device, batch_size)
+
+
+def graphed_forward(net, device: torch.device, batch_size: int) -> ShapeGraphs:
+    """The prediction forward (`predict`'s `forward`) under `ShapeGraphs`, its graphs sharing one memory pool."""
+    def forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+            return net(**inputs).logits.float()
+
+    return ShapeGraphs(forward, device, batch_size, pool=torch.cuda.graph_pool_handle())
 
 
 def _progress(enabled: bool):
@@ -295,9 +326,11 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     labels = getattr(task_data, "labels", None) or card.labels
     kind = get_kind(card.kind)(tokenizer, protocol, max_length, labels, splits["train"])
     encoded = {name: kind.encode(splits[name]) for name in SPLITS}
-    encoded_at = time.time()
     graphs = protocol.cuda_graphs and dev.type == "cuda"
     collate = kind.collator(pad_to_multiple_of=GRAPH_PAD if protocol.cuda_graphs else None)
+    eval_batches = {name: prediction_batches(encoded[name], collate, protocol.eval_batch_size, dev)
+                    for name in ("validation", "test")}
+    encoded_at = time.time()
 
     # Model, optimizer, schedule. The head's random init follows the seed set above.
     net, weights = models.load_model(model, kind.head, trust_remote_code=trust_remote_code, **kind.model_kwargs())
@@ -327,10 +360,12 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     scheduler = get_linear_schedule_with_warmup(optimizer, round(protocol.warmup_ratio * total_steps), total_steps)
     autocast = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
     if graphs:
-        step_fn = GraphedStep(net, kind, optimizer, protocol.max_grad_norm, dev, protocol.batch_size)
+        step_fn = graphed_train_step(net, kind, optimizer, protocol.max_grad_norm, dev, protocol.batch_size)
+        forward = graphed_forward(net, dev, protocol.eval_batch_size)
     else:
         step_fn = lambda batch: train_step(net, kind, optimizer, to_device(batch, dev),  # noqa: E731
                                            protocol.max_grad_norm, autocast)
+        forward = None  # predict's eager forward
 
     # Train; score dev after every epoch; keep the best state (first best on ties). The losses
     # stay on the device: the only host syncs are the progress bar's loss (every 50 steps, when
@@ -357,7 +392,7 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
             if bad:
                 raise FloatingPointError(f"non-finite training loss at step {step - len(losses) + bad[0] + 1} (epoch {epoch})")
             dev_start = time.time()
-            dev_out = predict(net, encoded["validation"], collate, protocol.eval_batch_size, dev)
+            dev_out = predict(net, encoded["validation"], eval_batches["validation"], dev, forward)
             dev_scores = kind.score(encoded["validation"], dev_out)
             timing["train_s"] += dev_start - epoch_start
             timing["dev_s"] += time.time() - dev_start
@@ -373,7 +408,7 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     # Test, once, with the best dev state.
     test_start = time.time()
     net.load_state_dict(best_state)
-    test_out = predict(net, encoded["test"], collate, protocol.eval_batch_size, dev)
+    test_out = predict(net, encoded["test"], eval_batches["test"], dev, forward)
     timing["test_predict_s"] = time.time() - test_start
     test_scores = kind.score(encoded["test"], test_out)
     timing["test_s"] = time.time() - test_start
@@ -383,8 +418,9 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
                         encoding={name: enc.notes for name, enc in encoded.items()}, weights=weights,
                         attention=net.config._attn_implementation,
                         timing={k: round(v, 2) for k, v in timing.items()})
-    if graphs:
-        record.notes["cuda_graphs"] = dict(step_fn.stats, errors=sorted(set(step_fn.failed.values())))
+    if graphs:  # the training step's graphs; the prediction forward's under "predict"
+        record.notes["cuda_graphs"] = dict(step_fn.stats, errors=sorted(set(step_fn.failed.values())),
+                                           predict=dict(forward.stats, errors=sorted(set(forward.failed.values()))))
     if compiled:  # graphs dynamo compiled in this run (a count that grows with lengths means recompiles)
         record.notes["compile_layers"] = {"layers": compiled["layers"],
                                           "graphs": compiled_graphs() - compiled.pop("graphs_before")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset, DatasetDict
@@ -329,7 +330,7 @@ def test_bucketed_padding_gives_the_plain_loss_on_the_same_batch(kind_name, tmp_
 
 
 def test_graph_step_arithmetic_matches_the_plain_step_on_cpu(tmp_path, tiny_model):
-    """What GraphedStep captures (train_step with kept gradients, device-tensor LR, capturable fused
+    """What graphed_train_step captures (train_step with kept gradients, device-tensor LR, capturable fused
     AdamW, schedule filling the LR in place) computes what the plain step computes."""
     import copy
 
@@ -392,6 +393,47 @@ def test_non_finite_loss_names_its_step(tmp_path, tiny_model, monkeypatch):
         ft.train_and_score(tiny_model, card, task_data, 1, protocol, progress=False)
 
 
+@pytest.mark.parametrize("kind_name", ["token_ner", "classification"])
+def test_predict_gives_each_feature_its_own_unpadded_logits(kind_name, tmp_path, tiny_model):
+    """Batches formed once by length (and bucket-padded), reused as dev is each epoch: every feature gets
+    the logits it gets alone, in its own position, its padding cut off."""
+    kind, enc, net, _ = _kind_and_model(tiny_model, kind_name, tmp_path)
+    net.eval()
+    cpu = torch.device("cpu")
+    batches = ft.prediction_batches(enc, kind.collator(pad_to_multiple_of=ft.GRAPH_PAD), 5, cpu)
+    assert sorted(i for idx, _ in batches for i in idx) == list(range(len(enc.features)))
+    assert all(b["input_ids"].shape[1] % ft.GRAPH_PAD == 0 for _, b in batches)
+    first, second = ft.predict(net, enc, batches, cpu), ft.predict(net, enc, batches, cpu)
+    alone_collate = kind.collator()
+    for i in (0, 7, len(enc.features) - 1):
+        inputs = alone_collate([enc.features[i]])
+        inputs.pop("labels")
+        with torch.no_grad():
+            alone = net(**inputs).logits[0].numpy()
+        expected_shape = (len(enc.features[i]["input_ids"]), alone.shape[-1]) if kind_name == "token_ner" else alone.shape
+        assert first[i].shape == expected_shape
+        np.testing.assert_allclose(first[i], alone, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(second[i], first[i])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_graphed_forward_predicts_what_the_eager_forward_predicts_on_cuda(tmp_path, tiny_model):
+    kind, enc, net, _ = _kind_and_model(tiny_model, "token_ner", tmp_path)
+    cuda = torch.device("cuda")
+    net.cuda()
+    batches = ft.prediction_batches(enc, kind.collator(pad_to_multiple_of=ft.GRAPH_PAD), 8, cuda)
+    eager = ft.predict(net, enc, batches, cuda)
+    forward = ft.graphed_forward(net, cuda, 8)
+    runs = [ft.predict(net, enc, batches, cuda, forward) for _ in range(3)]  # eager warm-up, capture, replay
+    full_shapes = {tuple(b["input_ids"].shape) for _, b in batches if len(b["input_ids"]) == 8}
+    assert forward.stats["captured"] == forward.stats["shapes"] == len(full_shapes) and not forward.stats["failed"]
+    full = sum(len(b["input_ids"]) == 8 for _, b in batches)
+    assert forward.stats["replays"] == 3 * full - forward.stats["shapes"]  # each shape's first batch ran eagerly
+    for run in runs:
+        for got, want in zip(run, eager):
+            np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-2)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_graphed_step_matches_eager_steps_on_cuda(tmp_path, tiny_model):
     import copy
@@ -404,7 +446,7 @@ def test_graphed_step_matches_eager_steps_on_cuda(tmp_path, tiny_model):
     cuda = torch.device("cuda")
     eager = [ft.train_step(plain, kind, opt, ft.to_device(batch, cuda), 1.0, dict(device_type="cuda", dtype=torch.bfloat16))
              for _ in range(3)]
-    step = ft.GraphedStep(graphed, kind, ft.make_optimizer(graphed, protocol, graphs=True), 1.0, cuda, 8)
+    step = ft.graphed_train_step(graphed, kind, ft.make_optimizer(graphed, protocol, graphs=True), 1.0, cuda, 8)
     replayed = [step(batch) for _ in range(3)]
     assert step.stats == {"shapes": 1, "captured": 1, "replays": 2, "eager_steps": 1, "failed": 0}
     torch.testing.assert_close(torch.stack(replayed), torch.stack(eager), rtol=2e-2, atol=1e-3)
@@ -480,3 +522,20 @@ def test_compiled_layers_give_the_eager_loss_and_gradients_at_any_length():
         graphs.append(compiled_graphs())
     assert [name for name, _ in compiled.named_parameters()] == [name for name, _ in eager.named_parameters()]
     assert graphs[0] > 0 and graphs[2] == graphs[1]  # a new length compiles nothing once dynamic
+
+
+def test_the_benchmarks_fall_back_guard_reads_training_and_prediction_graphs():
+    """benchmarks/finetune_speed.py refuses a `--fast` timing whose steps or predictions silently ran eager."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "finetune_speed.py"
+    spec = importlib.util.spec_from_file_location("finetune_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    clean = {"shapes": 6, "captured": 6, "replays": 300, "eager_steps": 7, "failed": 0, "errors": [],
+             "predict": {"shapes": 4, "captured": 4, "replays": 20, "eager_steps": 6, "failed": 0, "errors": []}}
+    assert not bench.graphs_fell_back(clean, epochs=1)
+    assert not bench.graphs_fell_back(None, epochs=1)  # CPU: no graphs recorded
+    assert bench.graphs_fell_back(dict(clean, eager_steps=9), epochs=1)  # two steps ran eager beyond the warm-ups
+    assert bench.graphs_fell_back(dict(clean, predict=dict(clean["predict"], failed=1, errors=["RuntimeError"])), epochs=1)
