@@ -163,6 +163,7 @@ def check_fast_equals_plain(init: str, sequences: list[list[int]], micro: int) -
     from biobench.pretrain import fast
     from biobench.pretrain.objectives import clm_labels, lm_loss, mask_generator, mask_tokens, set_causal
 
+    torch._dynamo.reset()  # the runs before must not count against the recompile limit made an error in main
     tokenizer = AutoTokenizer.from_pretrained(init)
     ids = torch.tensor(sequences[:micro])
     device = torch.device("cuda" if CUDA else "cpu")

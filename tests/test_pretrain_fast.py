@@ -20,12 +20,12 @@ from biobench.pretrain.objectives import causal_mask, clm_labels, lm_loss, mask_
 V = 120
 
 
-def tiny_modernbert(attention_dropout: float = 0.0):
+def tiny_modernbert(attention_dropout: float = 0.0, hidden_size: int = 32):
     from transformers import AutoModelForMaskedLM, ModernBertConfig
 
     # local window 8 (|q - k| <= 4) on 48-token sequences: the block mask must reproduce the dense one exactly;
     # initializer_range 0.5 gives peaked attention, so a wrong window changes the logits by far more than 1e-3
-    config = ModernBertConfig(vocab_size=V, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+    config = ModernBertConfig(vocab_size=V, hidden_size=hidden_size, num_hidden_layers=3, num_attention_heads=4,
                               intermediate_size=64, local_attention=8, global_attn_every_n_layers=3, initializer_range=0.5,
                               attention_dropout=attention_dropout, pad_token_id=0, bos_token_id=1, eos_token_id=2,
                               cls_token_id=1, sep_token_id=2)
@@ -54,7 +54,7 @@ def test_flex_local_attention_gives_the_dense_masks_logits(causal):
     plain = tiny_modernbert().eval()
     quick = copy.deepcopy(plain)
     assert fast.enable(quick, flex=True, compile_backend=None) == {
-        "compiled_layers": 0, "flex_local_attention": True}
+        "compiled_layers": 0, "flex_local_attention": True, "global_attention": "cudnn" if torch.cuda.is_available() else "sdpa"}
     inputs, _ = batch(causal)
     with torch.no_grad():
         set_causal(plain, causal)
@@ -129,3 +129,33 @@ def test_prefetch_raises_the_readers_error_in_the_consumer():
     assert next(items) == 1
     with pytest.raises(ValueError, match="line 2"):
         next(items)
+
+
+def test_cudnn_probe_says_no_off_cuda():
+    assert fast.cudnn_attention_works(torch.device("cpu")) is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="cuDNN attention needs a CUDA device")
+@pytest.mark.parametrize("causal", [False, True], ids=["mlm", "clm"])
+def test_cudnn_global_attention_gives_sdpas_loss_and_gradients_on_cuda(causal):
+    """The global layers through cuDNN (the local ones through flex in both models): same loss and gradients."""
+    plain = tiny_modernbert(hidden_size=64).cuda()  # flex on CUDA needs heads of at least 16
+    quick = copy.deepcopy(plain)
+    fast.enable(plain, flex=True, compile_backend=None)
+    fast.enable(quick, flex=True, compile_backend=None)
+    assert fast.cudnn_attention_works(torch.device("cuda"))
+    for module in plain.modules():
+        if hasattr(module, fast.CUDNN_FLAG):
+            setattr(module, fast.CUDNN_FLAG, False)
+    inputs, labels = (t.cuda() for t in batch(causal, seq_len=256))
+    results = []
+    for model in (plain, quick):
+        set_causal(model, causal)
+        masks = fast.attention_masks(model, inputs.shape[1], causal, inputs.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(input_ids=inputs, attention_mask=masks, labels=labels).loss
+        loss.backward()
+        results.append((loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])))
+    (loss_sdpa, grad_sdpa), (loss_cudnn, grad_cudnn) = results
+    torch.testing.assert_close(loss_cudnn, loss_sdpa, rtol=1e-2, atol=1e-3)
+    assert float((grad_cudnn - grad_sdpa).norm() / grad_sdpa.norm()) < 5e-2
