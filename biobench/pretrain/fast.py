@@ -13,7 +13,7 @@ What it changes, and why each helps (measured in benchmarks/pretrain_speed.py):
   directly (asking SDPA for it inside a compiled layer broke the graphs), after a probe against SDPA's math
   kernel (`cudnn_attention_works`); where the probe fails the global layers keep SDPA. Causal (CLM) global
   layers keep SDPA's flash kernel (causal through `is_causal`): with cuDNN the whole CLM step measured
-  slower (base, 1024: 314k against 338k tokens/s), though the kernel alone is faster.
+  slower (base, 1024: 314k tokens/s, against 338k-344k with flash), though the kernel alone is faster.
 - **A compiled loss.** Cross-entropy over a 50k vocabulary in eager mode writes the logits again in float32,
   then their log-softmax, then the same in the backward; compiled, it reads the bf16 logits once each way.
   It matters most for CLM, which predicts every position (MLM predicts 30%).
