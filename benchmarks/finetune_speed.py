@@ -180,15 +180,20 @@ def check_graph_step(model: str, card, task_data) -> str:
     return "ok: " + line
 
 
-def warm_compile(model: str, card, task_data) -> float:
-    """The untimed `--warm-compile` run: `--fast --compile` on (at most) 64 examples of each split, which
-    compiles the layers for training and for prediction at several lengths. Returns its seconds."""
+def first_rows(task_data, n: int):
+    """A copy of `task_data` keeping the first `n` rows of each split (`--max-train`, the `--warm-compile` run)."""
     from datasets import DatasetDict
 
     small = copy.copy(task_data)
-    small.splits = DatasetDict({k: v.select(range(min(64, len(v)))) for k, v in task_data.splits.items()})
+    small.splits = DatasetDict({k: v.select(range(min(n, len(v)))) for k, v in task_data.splits.items()})
+    return small
+
+
+def warm_compile(model: str, card, task_data) -> float:
+    """The untimed `--warm-compile` run: `--fast --compile` on (at most) 64 examples of each split, which
+    compiles the layers for training and for prediction at several lengths. Returns its seconds."""
     started = time.time()
-    run_biobench(model, card, small, length_grouping=True, cuda_graphs=True, compile_layers=True)
+    run_biobench(model, card, first_rows(task_data, 64), length_grouping=True, cuda_graphs=True, compile_layers=True)
     return time.time() - started
 
 
@@ -213,7 +218,6 @@ def main(argv=None) -> int:
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import transformers
-    from datasets import DatasetDict
 
     import biobench
     from biobench.cards import get_card
@@ -233,8 +237,7 @@ def main(argv=None) -> int:
         card = get_card(task)
         task_data = load_task(card, args.data_dir)
         if args.max_train:
-            task_data.splits = DatasetDict({k: v.select(range(min(args.max_train, len(v))))
-                                            for k, v in task_data.splits.items()})
+            task_data = first_rows(task_data, args.max_train)
         if task == "gad" and "fast" in variants and DEVICE == "cuda":
             try:
                 notes.append(check_graph_step(paths["minilm"], card, task_data))

@@ -416,6 +416,36 @@ def test_predict_gives_each_feature_its_own_unpadded_logits(kind_name, tmp_path,
         np.testing.assert_array_equal(second[i], first[i])
 
 
+def test_predict_on_real_ncbi_disease_sentences_matches_each_sentence_alone(tiny_model, shared_data):
+    """The same on 80 real NCBI-disease dev sentences of many lengths, 8 to a bucket-padded batch."""
+    from biobench import models
+    from biobench.data import load_task
+    from biobench.kinds import get_kind
+
+    card = ft.get_card("ncbi_disease")
+    task = load_task(card, shared_data)
+    protocol = resolve_protocol("smoke", "en", "token_ner", flags=FAST)
+    tokenizer = models.load_tokenizer(tiny_model)
+    kind = get_kind("token_ner")(tokenizer, protocol, 128, task.labels or card.labels, task.splits["train"])
+    enc = kind.encode(task.splits["validation"].select(range(80)))
+    torch.manual_seed(0)
+    net, _ = models.load_model(tiny_model, kind.head, **kind.model_kwargs())
+    net.eval()
+    cpu = torch.device("cpu")
+    batches = ft.prediction_batches(enc, kind.collator(pad_to_multiple_of=ft.GRAPH_PAD), 8, cpu)
+    assert len({b["input_ids"].shape[1] for _, b in batches}) > 2  # several bucket lengths
+    outputs = ft.predict(net, enc, batches, cpu)
+    collate = kind.collator()
+    for i in range(len(enc.features)):
+        inputs = collate([enc.features[i]])
+        inputs.pop("labels")
+        with torch.no_grad():
+            alone = net(**inputs).logits[0].numpy()
+        assert outputs[i].shape == alone.shape
+        np.testing.assert_allclose(outputs[i], alone, rtol=1e-4, atol=1e-5)
+    assert set(kind.score(enc, outputs)) >= {"seqeval_f1", "seqeval_f1_strict"}
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_graphed_forward_predicts_what_the_eager_forward_predicts_on_cuda(tmp_path, tiny_model):
     kind, enc, net, _ = _kind_and_model(tiny_model, "token_ner", tmp_path)
