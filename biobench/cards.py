@@ -6,13 +6,16 @@ maximum input length and any protocol overrides. Adding a task means adding a ca
 
 Cards are found in the packaged `tasks/` folder (shipped as `biobench.tasks`) and in every folder
 named by `BIOBENCH_TASKS_PATH` (os.pathsep-separated), so a user can add private tasks without
-touching the package. A card's name is its file stem and must be unique.
+touching the package. A card's name is its file stem and must be unique. A broken user card (bad
+field, duplicate name, missing folder) is reported in one line on stderr and left out of the registry,
+so it blocks only the commands that name it; a broken packaged card is a bug and raises.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,16 +23,23 @@ from typing import Any
 
 import yaml
 
-# The primary metrics each kind can report (all on a 0-100 scale). The first one is the default.
+from biobench.formats import FORMATS
+
+# The primary metrics each kind can report (all on a 0-100 scale). A card must name its own: none is defaulted.
 KIND_METRICS: dict[str, tuple[str, ...]] = {
     # seqeval entity micro-F1: default (conlleval-compatible) mode, or strict IOB2 mode.
     "token_ner": ("seqeval_f1", "seqeval_f1_strict"),
-    "classification": ("micro_f1", "macro_f1", "weighted_f1", "accuracy"),
-    "multilabel": ("micro_f1", "macro_f1"),
+    # micro_f1_positive: micro-F1 over every class but the card's `scoring.negative_class` (BLURB's RE tasks).
+    "classification": ("micro_f1", "macro_f1", "weighted_f1", "accuracy", "micro_f1_positive"),
+    # micro_f1_document: micro-F1 over (document, label) pairs, rows gathered by `group` (BLURB's HoC).
+    "multilabel": ("micro_f1", "macro_f1", "micro_f1_document"),
     "similarity": ("pearson", "spearman"),
     # Multiple-choice QA with one or more correct options (FrenchMedMCQA): DrBenchmark's Hamming score
     # (per question |predicted & gold| / |predicted | gold|, averaged) and exact-match ratio.
     "multiple_choice": ("hamming_score", "emr"),
+    # Span NER (nested entities): micro-F1 over (document, char start, char end, label), exact match or any
+    # same-label overlap (biobench.metrics.span_scores).
+    "span_ner": ("exact_span_f1", "partial_span_f1"),
 }
 KINDS = tuple(KIND_METRICS)
 
@@ -37,9 +47,15 @@ SPLITS = ("train", "validation", "test")
 
 _CARD_FIELDS = {
     "name", "version", "language", "kind", "description", "metric", "max_length", "labels",
-    "data", "protocol", "citation", "suites", "notes",
+    "data", "protocol", "citation", "suites", "notes", "scoring", "unit",
 }
-_DATA_FIELDS = {"local", "hub", "split", "obtain", "release"}
+# `scoring`: how a kind scores beyond its defaults. negative_class (classification): the "no relation"
+# class left out of micro_f1_positive; documents (multilabel): rows are parts of their `group` document,
+# adds micro_f1_document; metric: {preset: metric}, the primary metric under that protocol preset.
+_SCORING_FIELDS = {"classification": {"negative_class", "metric"}, "multilabel": {"documents", "metric"}}
+_METRIC_NEEDS = {"micro_f1_positive": "negative_class", "micro_f1_document": "documents"}
+_DATA_FIELDS = {"local", "hub", "split", "obtain", "release", "fetch"}
+_FETCH_FIELDS = {"base", "files"}
 _LOCAL_FIELDS = {"dir", "format", "files", "options"}
 _HUB_FIELDS = {"path", "name", "revision", "columns", "splits"}
 
@@ -70,12 +86,23 @@ class HubSource:
 
 
 @dataclass(frozen=True)
+class FetchSpec:
+    """A public release pinned file by file, for `biobench data fetch`: each file is downloaded from
+    `base/<path>` (a commit-pinned URL, so the bytes cannot change), checked against its sha256 and put
+    at `<data dir>/<data.local.dir>/<path>`."""
+
+    base: str  # e.g. https://raw.githubusercontent.com/<org>/<repo>/<commit>/<folder>
+    files: dict[str, str]  # path relative to base and to data.local.dir -> sha256 (64 hex digits)
+
+
+@dataclass(frozen=True)
 class DataSpec:
     local: LocalSource | None
     hub: HubSource | None
     split: dict[str, Any] | None  # split rule for releases without an official split
     obtain: str  # where a user gets the data when it is absent
     release: str  # which release the numbers were produced on (carried into records)
+    fetch: FetchSpec | None = None  # pinned public files; None: the user obtains the data (see obtain)
 
 
 @dataclass(frozen=True)
@@ -94,6 +121,12 @@ class TaskCard:
     suites: tuple[str, ...]
     notes: str
     path: str
+    scoring: dict[str, Any] = field(default_factory=dict)  # see _SCORING_FIELDS
+    unit: str = ""  # what one scored example is, when the card states it (HoC: sentence vs abstract)
+
+    def metric_for(self, protocol: str) -> str:
+        """The primary metric under a protocol preset: `scoring.metric[preset]`, else `metric`."""
+        return self.scoring.get("metric", {}).get(protocol, self.metric)
 
     @property
     def card_hash(self) -> str:
@@ -147,7 +180,7 @@ def parse_card(path: str | Path) -> TaskCard:
     kind = _require(path, raw, "kind", str, f"one of {list(KINDS)}")
     if kind not in KIND_METRICS:
         raise _err(path, "kind", f"one of {list(KINDS)}", kind)
-    metric = raw.get("metric", KIND_METRICS[kind][0])
+    metric = _require(path, raw, "metric", str, f"one of {list(KIND_METRICS[kind])} for kind '{kind}'")
     if metric not in KIND_METRICS[kind]:
         raise _err(path, "metric", f"one of {list(KIND_METRICS[kind])} for kind '{kind}'", metric)
     max_length = _require(path, raw, "max_length", int, "a positive integer (tokens)")
@@ -177,6 +210,11 @@ def parse_card(path: str | Path) -> TaskCard:
         except ValueError as exc:
             raise _err(path, f"protocol.{preset}", str(exc)) from exc
 
+    scoring = _parse_scoring(path, raw.get("scoring"), kind, metric, labels_t)
+    unit = raw.get("unit") or ""
+    if not isinstance(unit, str):
+        raise _err(path, "unit", "a short text naming what one example is (e.g. 'sentence')", unit)
+
     suites = raw.get("suites") or []
     if not (isinstance(suites, list) and all(isinstance(s, str) for s in suites)):
         raise _err(path, "suites", "a list of suite names", suites)
@@ -196,7 +234,35 @@ def parse_card(path: str | Path) -> TaskCard:
         suites=tuple(suites),
         notes=str(raw.get("notes") or "").strip(),
         path=str(path),
+        scoring=scoring,
+        unit=unit.strip(),
     )
+
+
+def _parse_scoring(path: Path, raw: Any, kind: str, metric: str, labels: tuple[str, ...] | None) -> dict[str, Any]:
+    """Validate `scoring` (see _SCORING_FIELDS): every metric the card may report must be computable."""
+    if raw is None:
+        raw = {}
+    if raw and kind not in _SCORING_FIELDS:
+        raise _err(path, "scoring", f"no scoring options for kind '{kind}'", raw)
+    scoring = dict(_check_keys(path, "scoring", raw, _SCORING_FIELDS.get(kind, set())))
+    if "negative_class" in scoring:
+        negative = scoring["negative_class"]
+        if not isinstance(negative, str) or (labels is not None and negative not in labels):
+            raise _err(path, "scoring.negative_class", f"one of the card's labels {list(labels or [])}", negative)
+    if "documents" in scoring and not isinstance(scoring["documents"], bool):
+        raise _err(path, "scoring.documents", "true or false", scoring["documents"])
+    by_preset = scoring.get("metric", {})
+    if not (isinstance(by_preset, dict) and all(isinstance(k, str) for k in by_preset)):
+        raise _err(path, "scoring.metric", "a mapping of protocol preset -> metric name", by_preset)
+    for preset, name in by_preset.items():
+        if name not in KIND_METRICS[kind]:
+            raise _err(path, f"scoring.metric.{preset}", f"one of {list(KIND_METRICS[kind])} for kind '{kind}'", name)
+    for where, name in [("metric", metric)] + [(f"scoring.metric.{k}", v) for k, v in by_preset.items()]:
+        need = _METRIC_NEEDS.get(name)
+        if need and not scoring.get(need):
+            raise _err(path, where, f"'scoring.{need}' set for metric '{name}'", name)
+    return scoring
 
 
 def _parse_data(path: Path, raw: dict) -> DataSpec:
@@ -214,10 +280,8 @@ def _parse_data(path: Path, raw: dict) -> DataSpec:
             files=dict(files),
             options=dict(loc.get("options") or {}),
         )
-        from biobench.data import READERS  # the reader registry
-
-        if local.format not in READERS:
-            raise _err(path, "data.local.format", f"one of {sorted(READERS)}", local.format)
+        if local.format not in FORMATS:  # one reader each in biobench.data (no import back from here)
+            raise _err(path, "data.local.format", f"one of {sorted(FORMATS)}", local.format)
     if raw.get("hub") is not None:
         h = _check_keys(path, "data.hub", raw["hub"], _HUB_FIELDS)
         hub = HubSource(
@@ -233,7 +297,31 @@ def _parse_data(path: Path, raw: dict) -> DataSpec:
     if split is not None and not isinstance(split, dict):
         raise _err(path, "data.split", "a split rule mapping", split)
     obtain = _require(path, raw, "obtain", str, "where a user can obtain the data", "data")
-    return DataSpec(local=local, hub=hub, split=split, obtain=obtain.strip(), release=str(raw.get("release") or "").strip())
+    fetch = _parse_fetch(path, raw["fetch"], local) if raw.get("fetch") is not None else None
+    return DataSpec(local=local, hub=hub, split=split, obtain=obtain.strip(), release=str(raw.get("release") or "").strip(),
+                    fetch=fetch)
+
+
+def _parse_fetch(path: Path, raw: Any, local: LocalSource | None) -> FetchSpec:
+    """`data.fetch: {base: https://..., files: {relative/path: sha256}}`; it fills the `data.local` folder."""
+    raw = _check_keys(path, "data.fetch", raw, _FETCH_FIELDS)
+    if local is None:
+        raise _err(path, "data.fetch", "a 'data.local' folder beside it (the folder fetch fills)")
+    base = _require(path, raw, "base", str, "an https:// URL of a pinned release (e.g. raw files at a commit)",
+                    "data.fetch")
+    if not base.startswith("https://"):
+        raise _err(path, "data.fetch.base", "an https:// URL of a pinned release", base)
+    files = _require(path, raw, "files", dict, "a mapping relative path -> sha256", "data.fetch")
+    if not files:
+        raise _err(path, "data.fetch.files", "at least one file")
+    for rel, digest in files.items():
+        parts = str(rel).split("/")
+        if not isinstance(rel, str) or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts):
+            raise _err(path, f"data.fetch.files.{rel}", "a relative path inside the task folder (no '..', '/' or '\\' "
+                       "at the start)")
+        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise _err(path, f"data.fetch.files.{rel}", "a sha256 (64 lower-case hex digits)", digest)
+    return FetchSpec(base=base.rstrip("/"), files=dict(files))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,23 +330,62 @@ def _parse_data(path: Path, raw: dict) -> DataSpec:
 
 def card_dirs() -> list[Path]:
     """The packaged task folder first, then the user's folders from BIOBENCH_TASKS_PATH."""
-    dirs = [Path(str(resources.files("biobench.tasks")))]
+    dirs = [packaged_dir()]
     for extra in os.environ.get("BIOBENCH_TASKS_PATH", "").split(os.pathsep):
         if extra:
             dirs.append(Path(extra))
     return dirs
 
 
-def load_registry(dirs: list[Path] | None = None) -> dict[str, TaskCard]:
-    """Parse every `*.yaml` card below the given folders. Duplicate names are an error."""
-    registry: dict[str, TaskCard] = {}
+def packaged_dir() -> Path:
+    return Path(str(resources.files("biobench.tasks")))
+
+
+class Registry(dict):
+    """Task name -> TaskCard, plus `broken`: the user cards left out (file stem -> their CardError), so a
+    command that names one still gets its error rather than 'unknown task'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: dict[str, CardError] = {}
+
+
+_REPORTED: set[str] = set()  # each broken user card is reported once per process
+
+
+def _report(exc: CardError) -> None:
+    line = " ".join(str(exc).split())
+    if line not in _REPORTED:
+        _REPORTED.add(line)
+        print(f"biobench: skipped a broken task card: {line}", file=sys.stderr)
+
+
+def load_registry(dirs: list[Path] | None = None) -> Registry:
+    """Parse every `*.yaml` card below the given folders. Duplicate names are an error. A problem in a
+    user folder (anything but the packaged one) is reported and that card skipped (see module doc)."""
+    registry = Registry()
+    packaged = packaged_dir()
     for root in dirs or card_dirs():
-        if not root.is_dir():
-            raise CardError(f"{root}: task card folder does not exist (check BIOBENCH_TASKS_PATH)")
+        strict = root == packaged
+        try:
+            if not root.is_dir():
+                raise CardError(f"{root}: task card folder does not exist (check BIOBENCH_TASKS_PATH)")
+        except CardError as exc:
+            if strict:
+                raise
+            _report(exc)
+            continue
         for file in sorted(root.rglob("*.yaml")):
-            card = parse_card(file)
-            if card.name in registry:
-                raise CardError(f"{file}: field 'name': '{card.name}' already defined in {registry[card.name].path}")
+            try:
+                card = parse_card(file)
+                if card.name in registry:
+                    raise CardError(f"{file}: field 'name': '{card.name}' already defined in {registry[card.name].path}")
+            except CardError as exc:
+                if strict:
+                    raise
+                _report(exc)
+                registry.broken.setdefault(file.stem, exc)
+                continue
             registry[card.name] = card
     return registry
 
@@ -269,6 +396,8 @@ def get_card(name: str, registry: dict[str, TaskCard] | None = None) -> TaskCard
         return registry[name]
     if name.endswith(".yaml") and Path(name).is_file():
         return parse_card(name)
+    if name in getattr(registry, "broken", {}):
+        raise registry.broken[name]
     raise CardError(f"unknown task '{name}': known tasks are {', '.join(sorted(registry))}")
 
 

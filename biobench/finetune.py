@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from biobench import models
+from biobench import models, provenance
 from biobench.attention import use_padding_safe_sdpa
 from biobench.cards import SPLITS, TaskCard, get_card
 from biobench.data import load_task
@@ -100,9 +100,14 @@ def make_optimizer(model: torch.nn.Module, protocol: Protocol, *, graphs: bool =
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": protocol.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
+    if protocol.head_lr is not None:  # span_ner: parameters outside the pretrained encoder get their own LR
+        encoder = {id(p) for p in model.base_model.parameters()}
+        groups = [dict(g, params=[p for p in g["params"] if (id(p) in encoder) == inside],
+                       lr=protocol.lr if inside else protocol.head_lr) for g in groups for inside in (True, False)]
+        groups = [g for g in groups if g["params"]]
     if graphs:
         for group in groups:  # one LR tensor per group: the schedule fills each in place
-            group["lr"] = torch.tensor(protocol.lr, dtype=torch.float32, device=device)
+            group["lr"] = torch.tensor(group.get("lr", protocol.lr), dtype=torch.float32, device=device)
         return torch.optim.AdamW(groups, lr=protocol.lr, fused=True, capturable=True)
     return torch.optim.AdamW(groups, lr=protocol.lr, fused=device.type in ("cpu", "cuda"))
 
@@ -293,20 +298,52 @@ def graphed_forward(net, device: torch.device, batch_size: int) -> ShapeGraphs:
 
 
 def _progress(enabled: bool):
+    """A live bar on a terminal; none otherwise (a log file gets `_epoch_line`s instead of redrawn bars)."""
     from rich import progress as rp
 
     return rp.Progress(rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
-                       rp.TimeElapsedColumn(), rp.TimeRemainingColumn(), transient=True, disable=not enabled)
+                       rp.TimeElapsedColumn(), rp.TimeRemainingColumn(), transient=True,
+                       disable=not (enabled and _on_terminal()))
+
+
+def _on_terminal() -> bool:
+    from rich.console import Console
+
+    return Console().is_terminal
+
+
+def _epoch_line(name: str, seed: int, entry: dict, total_steps: int, metric: str) -> None:
+    """One plain line per epoch when stdout is not a terminal (nohup, a log file, a notebook), so a long
+    run is never silent there."""
+    print(f"{name} seed {seed} · epoch {entry['epoch']} · step {entry['steps']}/{total_steps} · loss "
+          f"{entry['train_loss']:.4f} · dev {metric} {entry['dev'][metric]:.2f} · {entry['seconds']:.0f} s", flush=True)
+
+
+def task_definition(card: TaskCard) -> dict:
+    """What a score measures, as the card declares it: the leaderboard compares these fields (not task
+    names) with a published row's before ranking the two together. `unit` is the card's when it states
+    one (e.g. sentence vs abstract); `split` the card's split rule, else "official"."""
+    split = card.data.split
+    rule = "official" if not split else ", ".join(f"{k}={split[k]}" for k in sorted(split))
+    return {"kind": card.kind, "metric": card.metric, "release": card.data.release, "split": rule,
+            "unit": str(getattr(card, "unit", "") or getattr(card.data, "unit", "") or "")}
 
 
 def new_record(model: str, card: TaskCard, task_data, seed: int, protocol: Protocol) -> RunRecord:
     """A record with the run's identity filled in (what resume compares) and no results yet."""
     return RunRecord(
         model=model, model_sha=models.model_sha(model), task=card.name, language=card.language, kind=card.kind,
-        seed=seed, protocol=protocol.to_dict(), metric=card.metric, data_sha256=task_data.data_sha256,
+        seed=seed, protocol=protocol.to_dict(), metric=card.metric_for(protocol.name), data_sha256=task_data.data_sha256,
         data_release=card.data.release, card_version=card.version, card_hash=card.card_hash,
-        versions=models.versions(),
+        versions=provenance.code_versions(), weights_sha256=provenance.weights_sha256(model),
+        definition=dict(task_definition(card), metric=card.metric_for(protocol.name)),
     )
+
+
+def take_predictions(record: RunRecord) -> dict | None:
+    """The per-example test predictions `train_and_score` left on the record (not a field: they go to the
+    side file, `records.write_record(..., predictions=...)`), removed from it."""
+    return record.__dict__.pop("_example_predictions", None)
 
 
 def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: Protocol, *,
@@ -321,10 +358,12 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     limits = {"train": protocol.max_train_examples, "validation": protocol.max_eval_examples,
               "test": protocol.max_eval_examples}
     splits = {name: subsample(task_data.splits[name], limits[name]) for name in SPLITS}
-    tokenizer = models.load_tokenizer(model, trust_remote_code=trust_remote_code, need_fast=card.kind == "token_ner")
+    tokenizer = models.load_tokenizer(model, trust_remote_code=trust_remote_code, need_fast=card.kind in ("token_ner", "span_ner"))
     max_length = effective_max_length(protocol.max_length or card.max_length, tokenizer, model, trust_remote_code)
     labels = getattr(task_data, "labels", None) or card.labels
-    kind = get_kind(card.kind)(tokenizer, protocol, max_length, labels, splits["train"])
+    scoring = {"scoring": card.scoring} if card.scoring else {}  # negative class, documents (cards.py)
+    kind = get_kind(card.kind)(tokenizer, protocol, max_length, labels, splits["train"], **scoring)
+    metric = record.metric  # the card's primary metric under this protocol (card.metric_for)
     encoded = {name: kind.encode(splits[name]) for name in SPLITS}
     graphs = protocol.cuda_graphs and dev.type == "cuda"
     collate = kind.collator(pad_to_multiple_of=GRAPH_PAD if protocol.cuda_graphs else None)
@@ -372,13 +411,19 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     # shown) and the end of the epoch.
     best_score, best_state, best_epoch, best_dev = -math.inf, None, 0, {}
     history, step, epoch = [], 0, 0
+    # `eval_steps` (span_ner): dev is scored every eval_steps steps instead of every epoch; an "epoch" of the
+    # history is then one such interval, its batches taken from passes over the training set that run on.
+    from itertools import count, islice
+
+    endless = (batch for _ in count() for batch in loader) if protocol.eval_steps else None
+    lines = progress and not _on_terminal()
     with _progress(progress) as bar:
         bar_task = bar.add_task(f"{card.name} seed {seed}", total=total_steps)
         while epoch < protocol.epochs and step < total_steps:
             epoch += 1
             epoch_start, losses = time.time(), []
             net.train()
-            for batch in loader:
+            for batch in (islice(endless, protocol.eval_steps) if endless else loader):
                 losses.append(step_fn(batch))
                 scheduler.step()  # a tensor LR (CUDA graphs) is filled in place
                 step += 1
@@ -399,8 +444,10 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
             history.append({"epoch": epoch, "steps": step, "train_loss": float(np.mean(losses)),
                             "dev": dev_scores, "seconds": round(time.time() - epoch_start, 2),
                             "train_s": round(dev_start - epoch_start, 2), "dev_s": round(time.time() - dev_start, 2)})
-            if dev_scores[card.metric] > best_score:
-                best_score, best_epoch, best_dev = dev_scores[card.metric], epoch, dev_scores
+            if lines:
+                _epoch_line(card.name, seed, history[-1], total_steps, metric)
+            if dev_scores[metric] > best_score:
+                best_score, best_epoch, best_dev = dev_scores[metric], epoch, dev_scores
                 keep_start = time.time()
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
                 timing["keep_s"] += time.time() - keep_start
@@ -411,10 +458,11 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     test_out = predict(net, encoded["test"], eval_batches["test"], dev, forward)
     timing["test_predict_s"] = time.time() - test_start
     test_scores = kind.score(encoded["test"], test_out)
+    record.__dict__["_example_predictions"] = kind.example_predictions(encoded["test"], test_out)
     timing["test_s"] = time.time() - test_start
 
     record.notes = dict(task_data.notes or {}, source=task_data.source, max_length=max_length,
-                        head="token" if card.kind == "token_ner" else "sequence",
+                        head=getattr(kind, "head_name", "token" if card.kind == "token_ner" else "sequence"),
                         encoding={name: enc.notes for name, enc in encoded.items()}, weights=weights,
                         attention=net.config._attn_implementation,
                         timing={k: round(v, 2) for k, v in timing.items()})
@@ -426,7 +474,9 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
                                           "graphs": compiled_graphs() - compiled.pop("graphs_before")}
     if any(len(splits[n]) < len(task_data.splits[n]) for n in SPLITS):
         record.notes["subset"] = {"seed": SUBSET_SEED, "full_sizes": {n: len(task_data.splits[n]) for n in SPLITS}}
-    record.dev, record.test, record.primary = best_dev, test_scores, test_scores[card.metric]
+    if card.scoring:  # which definition produced the numbers (e.g. the negative class left out)
+        record.notes["scoring"] = {k: v for k, v in card.scoring.items() if k != "metric"}
+    record.dev, record.test, record.primary = best_dev, test_scores, test_scores[metric]
     record.n_train, record.n_dev, record.n_test = (len(splits[n]) for n in SPLITS)
     record.epochs_run, record.best_epoch, record.history = epoch, best_epoch, history
     record.device = describe_device(dev)
@@ -462,7 +512,7 @@ def run_cell(model: str, task: str | TaskCard, seed: int, *, out: str | Path, pr
         record.notes = dict(task_data.notes or {}, source=task_data.source)
         record.duration_s = round(time.time() - started, 2)
         record.device = describe_device(pick_device(device))
-    write_record(record, path)
+    write_record(record, path, predictions=take_predictions(record))
     return record
 
 

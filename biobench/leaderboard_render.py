@@ -1,8 +1,9 @@
 """Renderers for a computed `Leaderboard`: rich, Markdown, CSV, LaTeX (booktabs) and HTML.
 
 Nothing here computes a statistic: every number comes from `biobench.leaderboard`. One table
-layout (`_main_rows`, `_delta_rows`) is written once against a small formatter per target, so the
-Markdown, LaTeX, HTML and terminal tables always say the same thing.
+layout (`_main_rows`, `_delta_rows`, `_example_rows`) is written once against a small formatter per
+target, so the Markdown, LaTeX, HTML and terminal tables always say the same thing. Imports go one way:
+this module uses `biobench.leaderboard`, never the reverse; `render` (records or folders -> text) is here.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import base64
 import csv
 import html
 import io
+from pathlib import Path
 from typing import Any
 
 from biobench.leaderboard import (
-    ALPHA, OVERALL_TEST, PER_TASK_TEST, PUBLISHED_MARK, PUBLISHED_NOTE, STD_NOTE, TIE_EPS, Group,
-    Leaderboard,
+    ALPHA, CODE_MARK, CODE_NOTE, DEFINITION_MARK, DEFINITION_NOTE, OVERALL_TEST, PER_TASK_TEST, PUBLISHED_MARK,
+    PUBLISHED_NOTE, SIGN_FLIP_DRAWS, STD_NOTE, TIE_EPS, Group, Leaderboard, build, load_records,
 )
+from biobench.records import RunRecord
 
 FORMATS = ("rich", "md", "csv", "tex", "html")
 LANG_NAMES = {"en": "English", "fr": "French"}
@@ -72,7 +75,8 @@ class _Latex(_Plain):
     dagger = r"$^\dagger$"
     _SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                 "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-                "—": "--", "±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "≥": r"$\geq$"}
+                "—": "--", "±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "≥": r"$\geq$",
+                "‡": r"$^\ddagger$", "§": r"\S{}", "≤": r"$\leq$", "<": r"$<$", ">": r"$>$"}
 
     def esc(self, text: str) -> str:
         return "".join(self._SPECIAL.get(ch, ch) for ch in text)
@@ -149,6 +153,10 @@ def _main_rows(g: Group, f: _Plain) -> list[list[str]]:
                 continue
             text = _num(c.mean)
             text = f.bold(text) if i in best[j] else text
+            if c.definition_diff:
+                text += f.esc(" " + DEFINITION_MARK)
+            if c.code_flag:
+                text += f.esc(" " + CODE_MARK)
             if c.published:  # the row label carries the mark: published rows are never mixed with runs
                 text += f.small(f" ({c.n})" if c.n else "")
             elif c.std is not None:
@@ -164,7 +172,10 @@ def _main_rows(g: Group, f: _Plain) -> list[list[str]]:
         if g.common_averages:
             v = g.common_averages[m]
             row.append(f.bold(_num(v)) if i in best[len(g.tasks) + 1] else _num(v))
-        row.append(str(g.ranks[m]) if m in g.ranks else f.dash)
+        if m in g.ranks:
+            row.append(str(g.ranks[m]))
+        else:
+            row.append(f.dash + (" " + f.small(f.esc(f"({DEFINITION_MARK})")) if m in g.unranked else ""))
         row.append(_p(g.p_next.get(m)) if m in g.p_next else f.dash)
         rows.append(row)
     return rows
@@ -187,10 +198,17 @@ def _delta_rows(g: Group, f: _Plain) -> list[list[str]]:
             if d is None:
                 row.append(f.dash)
                 continue
+            if d.delta is None:
+                row.append(f.dash + " " + f.small(f.esc(f"({d.reason})")))
+                continue
             text = _num(d.delta, signed=True)
             if d.p_holm is not None:
-                p_text = f"p={_p(d.p_holm)}".replace("p=<", "p<")
+                p_text = f"p={_p(d.p_holm)}".replace("p=<", "p<") + f", n={d.n_pairs}"
                 text = (f.bold(text) if d.p_holm < ALPHA else text) + f.small(f" ({f.esc(p_text)})")
+            else:
+                why = d.excluded or d.reason
+                pairs = f"n={d.n_pairs}, " if d.n_pairs else ""
+                text += f.small(f.esc(f" ({pairs}no p: {why})"))
             row.append(text)
         if c.avg_delta is None:
             row.append(f.dash)
@@ -202,6 +220,44 @@ def _delta_rows(g: Group, f: _Plain) -> list[list[str]]:
         row.append(_p(c.p) if c.p is not None else f.dash + " " + f.small(f.esc(f"({c.p_reason})")))
         rows.append(row)
     return rows
+
+
+def _example_header(g: Group) -> list[str]:
+    return ["Model", *[f"Δ {t} [95% CI] p" for t in g.tasks]]
+
+
+def _example_rows(g: Group, f: _Plain) -> list[list[str]]:
+    """Per task: the example-level delta, its bootstrap interval and p (or why there is none)."""
+    rows = []
+    for m in g.models:
+        c = g.comparisons.get(m)
+        if c is None:
+            continue
+        row = [f.esc(m)]
+        for t in g.tasks:
+            d = c.deltas.get(t)
+            ex = d.example if d else None
+            if ex is None:
+                row.append(f.dash)
+            elif ex.p is None:
+                row.append(f.dash + " " + f.small(f.esc(f"({ex.reason})")))
+            else:
+                text = f.esc(f"{_num(ex.delta, signed=True)} [{_num(ex.low, signed=True)}, {_num(ex.high, signed=True)}]")
+                text = f.bold(text) if ex.p < ALPHA else text
+                row.append(text + f.small(f.esc(f" p={_p(ex.p)}".replace("p=<", "p<")
+                                                      + f" ({ex.seeds} seed(s) x {ex.examples} ex.)")))
+        rows.append(row)
+    return rows
+
+
+def _has_example_tests(g: Group) -> bool:
+    """Only when some delta is between two runs (a published mean has no predictions to resample)."""
+    return any(d.example is not None and not (g.cells[(m, t)].published or g.cells[(g.baseline, t)].published)
+               for m, c in g.comparisons.items() for t, d in c.deltas.items())
+
+
+def _example_title(g: Group) -> str:
+    return (f"Δ vs baseline {g.baseline} over test examples (paired bootstrap, {g.example_resamples} resamples)")
 
 
 def _footnotes(g: Group, board: Leaderboard) -> list[str]:
@@ -217,14 +273,25 @@ def _footnotes(g: Group, board: Leaderboard) -> list[str]:
     incomplete = [m for m in g.models if g.averages[m].missing and len(g.averages[m].missing) > 3]
     for m in incomplete:
         notes.append(f"{m} misses: " + ", ".join(g.averages[m].missing) + ".")
-    notes.append(f"Rank by Avg; p vs next: {OVERALL_TEST} against the next-ranked model.")
+    exact_text = (f"all 2^{len(g.tasks)} sign patterns" if len(g.tasks) <= 20
+                  else f"{SIGN_FLIP_DRAWS} random sign patterns")
+    notes.append(f"Rank by Avg; p vs next: {OVERALL_TEST} against the next-ranked model ({exact_text}).")
+    if any(c.definition_diff for c in g.cells.values()):
+        notes.append(DEFINITION_NOTE + ".")
+    if any(c.code_flag for c in g.cells.values()):
+        notes.append(CODE_NOTE + ".")
     if g.baseline:
-        notes.append(f"Δ: model minus baseline '{g.baseline}'. Per-task p: {PER_TASK_TEST}; bold Δ: "
-                     f"Holm p < {ALPHA}. Overall p: {OVERALL_TEST}. W/T/L: per-task wins/ties/losses "
-                     f"(tie: |Δ| < {TIE_EPS}); sig. W/L: Holm p < {ALPHA}.")
+        notes.append(f"Δ: model minus baseline '{g.baseline}', over the seeds both ran. Per-task p: {PER_TASK_TEST}; "
+                     f"bold Δ: Holm p < {ALPHA}; 'no p' names why. Overall p: {OVERALL_TEST}, over the tasks with "
+                     f"a comparable Δ. W/T/L: per-task wins/ties/losses (tie: |Δ| < {TIE_EPS}); sig. W/L: Holm p < {ALPHA}.")
         if any(c.published for c in g.cells.values()):
             notes.append("Where either side is a published mean, per-task tests are impossible (no per-seed "
-                         "values); only the overall test over task means is reported.")
+                         "values): Δ is a difference of means; only the overall test over task means is reported.")
+        if _has_example_tests(g):
+            from biobench.significance import EXAMPLE_TEST
+
+            notes.append(f"Over test examples: {EXAMPLE_TEST}; {g.example_resamples} resamples; bold: p < {ALPHA}. "
+                         "It covers test-set sampling, not seed variance (the seed test does).")
     metrics = sorted({(t, ", ".join(ms)) for t, ms in g.metrics.items()}, key=lambda x: g.tasks.index(x[0]))
     notes.append("Metrics: " + "; ".join(f"{t} {ms}" for t, ms in metrics) + ".")
     return notes + g.notes
@@ -256,6 +323,8 @@ def to_markdown(board: Leaderboard) -> str:
         out += [f"## {_title(g, board)}", "", _md_table(_main_header(g), _main_rows(g, f)), ""]
         if g.comparisons:
             out += [f"Δ vs baseline **{g.baseline}**", "", _md_table(_delta_header(g), _delta_rows(g, f)), ""]
+        if _has_example_tests(g):
+            out += [_example_title(g), "", _md_table(_example_header(g), _example_rows(g, f)), ""]
         out += [f"- {n}" for n in _footnotes(g, board)] + [""]
     if not board.groups:
         out += ["No table: no usable records.", ""]
@@ -270,7 +339,8 @@ def to_markdown(board: Leaderboard) -> str:
 
 
 CSV_COLUMNS = ["protocol", "language", "model", "source", "task", "metric", "mean", "std_ddof1", "n",
-               "delta", "p", "p_holm", "rank", "note"]
+               "delta", "n_pairs", "p", "p_holm", "p_reason", "ex_delta", "ex_low", "ex_high", "ex_p", "ex_resamples",
+               "ex_reason", "rank", "mark", "note"]
 
 
 def csv_rows(board: Leaderboard) -> list[dict[str, Any]]:
@@ -283,20 +353,29 @@ def csv_rows(board: Leaderboard) -> list[dict[str, Any]]:
                 if c is None:
                     continue
                 d = cmp_.deltas.get(t) if cmp_ else None
+                ex = d.example if d else None
+                marks = (DEFINITION_MARK if c.definition_diff else "") + (CODE_MARK if c.code_flag else "")
                 rows.append({
                     "protocol": g.protocol, "language": g.language, "model": m, "source": c.source, "task": t,
                     "metric": c.metric, "mean": c.mean, "std_ddof1": c.std, "n": c.n,
-                    "delta": d.delta if d else None, "p": d.p if d else None,
-                    "p_holm": d.p_holm if d else None, "rank": None,
-                    "note": (d.reason if d and d.p is None else "") or ("published mean" if c.published else ""),
+                    "delta": d.delta if d else None, "n_pairs": d.n_pairs if d else None, "p": d.p if d else None,
+                    "p_holm": d.p_holm if d else None,
+                    "p_reason": ((d.excluded or d.reason) if d and d.p is None else ""),
+                    "ex_delta": ex.delta if ex else None, "ex_low": ex.low if ex else None,
+                    "ex_high": ex.high if ex else None, "ex_p": ex.p if ex else None,
+                    "ex_resamples": ex.resamples if ex and ex.p is not None else None,
+                    "ex_reason": ex.reason if ex else "", "rank": None, "mark": marks,
+                    "note": "; ".join(x for x in (("published mean" if c.published else ""), c.definition_diff) if x),
                 })
             avg = g.averages[m]
             sources = {g.cells[(m, t)].source for t in g.tasks if (m, t) in g.cells}
             rows.append({
                 "protocol": g.protocol, "language": g.language, "model": m, "source": "+".join(sorted(sources)),
                 "task": "Avg", "metric": "", "mean": avg.value, "std_ddof1": None, "n": len(g.tasks) - len(avg.missing),
-                "delta": cmp_.avg_delta if cmp_ else None, "p": cmp_.p if cmp_ else None, "p_holm": None,
-                "rank": g.ranks.get(m), "note": avg.reason or f"mean over {len(g.tasks)} tasks",
+                "delta": cmp_.avg_delta if cmp_ else None, "n_pairs": None, "p": cmp_.p if cmp_ else None,
+                "p_holm": None, "p_reason": cmp_.p_reason if cmp_ else "", "rank": g.ranks.get(m),
+                "mark": DEFINITION_MARK if m in g.unranked else "",
+                "note": "; ".join(x for x in (avg.reason or f"mean over {len(g.tasks)} tasks", g.unranked.get(m, "")) if x),
             })
     return rows
 
@@ -336,6 +415,9 @@ def to_latex(board: Leaderboard) -> str:
         out += [_tex_table(_main_header(g), _main_rows(g, f), _title(g, board), _footnotes(g, board), f), ""]
         if g.comparisons:
             out += [_tex_table(_delta_header(g), _delta_rows(g, f), f"{_title(g, board)}: Δ vs {g.baseline}",
+                               [], f), ""]
+        if _has_example_tests(g):
+            out += [_tex_table(_example_header(g), _example_rows(g, f), f"{_title(g, board)}: {_example_title(g)}",
                                [], f), ""]
     for n in _general_notes(board):
         out.append("% " + n)
@@ -419,7 +501,7 @@ def _delta_figure(g: Group):
     fig, ax, x, width, cmap = _axes(len(models), cols, 4.0)
     for i, m in enumerate(models):
         c = g.comparisons[m]
-        vals = [c.deltas[t].delta if t in c.deltas else np.nan for t in g.tasks]
+        vals = [c.deltas[t].delta if t in c.deltas and c.deltas[t].delta is not None else np.nan for t in g.tasks]
         vals.append(c.avg_delta if c.complete and c.avg_delta is not None else np.nan)
         pos = x + (i - (len(models) - 1) / 2) * width
         ax.bar(pos, vals, width, label=m, color=cmap(g.models.index(m) % cmap.N))
@@ -449,6 +531,9 @@ def to_html(board: Leaderboard) -> str:
         if g.comparisons:
             parts.append(f"<h3>Δ vs baseline {f.esc(g.baseline)}</h3>")
             parts.append(_html_table(_delta_header(g), _delta_rows(g, f), f))
+        if _has_example_tests(g):
+            parts.append(f"<h3>{f.esc(_example_title(g))}</h3>")
+            parts.append(_html_table(_example_header(g), _example_rows(g, f), f))
         parts.append("<ul class='notes'>" + "".join(f"<li>{f.esc(n)}</li>" for n in _footnotes(g, board)) + "</ul>")
         if plots:
             parts.append(f"<img alt='per-task scores, {f.esc(g.language)} {f.esc(g.protocol)}' "
@@ -491,6 +576,8 @@ def rich_renderables(board: Leaderboard) -> list:
         out.append(_rich_table(Table, _title(g, board), _main_header(g), _main_rows(g, f)))
         if g.comparisons:
             out.append(_rich_table(Table, f"Δ vs baseline {g.baseline}", _delta_header(g), _delta_rows(g, f)))
+        if _has_example_tests(g):
+            out.append(_rich_table(Table, _example_title(g), _example_header(g), _example_rows(g, f)))
         out.append(Text("\n".join(f"• {n}" for n in _footnotes(g, board)), style="dim"))
     if not board.groups:
         out.append(Text("No table: no usable records."))
@@ -524,3 +611,18 @@ def render_board(board: Leaderboard, fmt: str = "rich", *, width: int = 200) -> 
     if fmt == "html":
         return to_html(board)
     raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def render(records_or_dirs, baseline: str | None = None, fmt: str = "rich", *, suite: str | None = None,
+           metric: str = "primary", width: int = 200, compare_anyway: bool = False, resamples: int = 1000) -> str:
+    """Records (RunRecord objects) or folders/files of records -> the table as text in `fmt`.
+
+    Loading problems are part of the output (a "problems" section), never an exception.
+    """
+    items = list(records_or_dirs) if not isinstance(records_or_dirs, (str, Path)) else [records_or_dirs]
+    records = [x for x in items if isinstance(x, RunRecord)]
+    paths = [x for x in items if not isinstance(x, RunRecord)]
+    loaded, problems = load_records(paths) if paths else ([], [])
+    board = build(records + loaded, baseline=baseline, suite=suite, metric=metric, problems=problems,
+                  compare_anyway=compare_anyway, resamples=resamples)
+    return render_board(board, fmt, width=width)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -41,32 +41,60 @@ def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> 
     return out
 
 
-def classification_scores(gold: Sequence[int], pred: Sequence[int], n_labels: int) -> dict[str, float]:
+def classification_scores(gold: Sequence[int], pred: Sequence[int], n_labels: int,
+                          negative: int | None = None) -> dict[str, float]:
     """Single-label: micro / macro / support-weighted F1 and accuracy over all `n_labels` classes.
 
     Every class of the label set counts (also one absent from the gold of this split), so macro-F1
-    is comparable between dev and test; absent classes score 0 rather than warn.
+    is comparable between dev and test; absent classes score 0 rather than warn. Over all classes,
+    micro-F1 equals accuracy.
+
+    `negative`: the index of a "no relation" class (ChemProt's "false", DDI's "false", GAD's "0").
+    Relation-extraction benchmarks (BLUE's eval_rel.py, BLURB) average over the other classes only:
+    a true positive is a correct non-negative prediction, precision divides by the non-negative
+    predictions and recall by the non-negative gold (`micro_precision_positive`,
+    `micro_recall_positive`, `micro_f1_positive`). The negative class stays a class the model predicts.
     """
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     labels = list(range(n_labels))
-    return {
+    out = {
         "micro_f1": _pct(f1_score(gold, pred, labels=labels, average="micro", zero_division=0)),
         "macro_f1": _pct(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
         "weighted_f1": _pct(f1_score(gold, pred, labels=labels, average="weighted", zero_division=0)),
         "accuracy": _pct(accuracy_score(gold, pred)),
     }
+    if negative is not None:
+        positive = [k for k in labels if k != negative]
+        precision, recall, f1, _ = precision_recall_fscore_support(gold, pred, labels=positive, average="micro",
+                                                                   zero_division=0)
+        out.update(micro_precision_positive=_pct(precision), micro_recall_positive=_pct(recall),
+                   micro_f1_positive=_pct(f1))
+    return out
 
 
-def multilabel_scores(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Multi-label: micro and macro F1 on 0/1 indicator matrices (examples x labels)."""
+def multilabel_scores(gold: np.ndarray, pred: np.ndarray, documents: Sequence[str] | None = None) -> dict[str, float]:
+    """Multi-label: micro and macro F1 on 0/1 indicator matrices (examples x labels).
+
+    `documents`: the document of each row (HoC: the abstract of each sentence). Adds
+    `micro_f1_document`: a document's gold and predicted labels are the union over its rows, and
+    micro-F1 is taken over (document, label) pairs, as BLURB scores HoC at the abstract level.
+    """
     from sklearn.metrics import f1_score
 
     gold, pred = np.asarray(gold, dtype=int), np.asarray(pred, dtype=int)
-    return {
+    out = {
         "micro_f1": _pct(f1_score(gold, pred, average="micro", zero_division=0)),
         "macro_f1": _pct(f1_score(gold, pred, average="macro", zero_division=0)),
     }
+    if documents is not None:
+        names, index = np.unique(np.asarray(documents, dtype=object).astype(str), return_inverse=True)
+        doc_gold = np.zeros((len(names), gold.shape[1]), dtype=int)
+        doc_pred = np.zeros_like(doc_gold)
+        np.maximum.at(doc_gold, index, gold)  # union over the document's rows
+        np.maximum.at(doc_pred, index, pred)
+        out["micro_f1_document"] = _pct(f1_score(doc_gold, doc_pred, average="micro", zero_division=0))
+    return out
 
 
 def similarity_scores(gold: Sequence[float], pred: Sequence[float]) -> dict[str, float]:
@@ -83,4 +111,39 @@ def similarity_scores(gold: Sequence[float], pred: Sequence[float]) -> dict[str,
             warnings.simplefilter("ignore")  # scipy's ConstantInputWarning; handled just below
             value = float(fn(np.asarray(gold, dtype=float), np.asarray(pred, dtype=float))[0])
         out[name] = 0.0 if math.isnan(value) else _pct(value)
+    return out
+
+
+def span_scores(gold: Sequence[Iterable[tuple[int, int, str]]],
+                pred: Sequence[Iterable[tuple[int, int, str]]]) -> dict[str, float]:
+    """Span NER, as the paper's evaluator (tabib `evaluation/span_evaluator.py`): per document the SET of
+    (char start, char end, label) triples, true / false positives and false negatives summed over
+    documents, then micro precision / recall / F1. Nested and crossing entities are just more triples.
+
+    `exact_span_*`: a triple counts when it is in both sets. `partial_span_*`: a prediction is correct when it
+    overlaps (shares a character with) a gold entity of the same label, and a gold entity is found when a
+    prediction of its label overlaps it; precision and recall are those two shares. (tabib stops at the
+    first overlapping gold per prediction, in set order, so its partial recall can depend on iteration
+    order; this definition does not.) No library scores character spans with nesting, hence the code.
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"span_scores: {len(gold)} gold documents but {len(pred)} predicted")
+    counts = {"exact": [0, 0, 0, 0], "partial": [0, 0, 0, 0]}  # correct preds, all preds, found golds, all golds
+    for g, p in zip(gold, pred):
+        g, p = set(map(tuple, g)), set(map(tuple, p))
+        hit = len(g & p)
+        counts["exact"] = [a + b for a, b in zip(counts["exact"], (hit, len(p), hit, len(g)))]
+        by_label: dict[str, list[tuple[int, int]]] = {}
+        for s, e, label in g:
+            by_label.setdefault(label, []).append((s, e))
+        correct = sum(any(s < ge and gs < e for gs, ge in by_label.get(label, ())) for s, e, label in p)
+        found = sum(any(s < pe and ps < e for ps, pe, pl in p if pl == label) for s, e, label in g)
+        counts["partial"] = [a + b for a, b in zip(counts["partial"], (correct, len(p), found, len(g)))]
+    out: dict[str, float] = {}
+    for mode, (correct, n_pred, found, n_gold) in counts.items():
+        precision = correct / n_pred if n_pred else 0.0
+        recall = found / n_gold if n_gold else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out |= {f"{mode}_span_precision": _pct(precision), f"{mode}_span_recall": _pct(recall),
+                f"{mode}_span_f1": _pct(f1)}
     return out

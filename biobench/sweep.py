@@ -298,7 +298,7 @@ def _kept(cell: Cell, path: Path, rec: RunRecord, worker: str) -> CellResult:
 def failed_record(cell: Cell, opts: SweepOptions, error: str) -> RunRecord:
     """A `failed` record for a cell that could not even start (missing data) or whose worker died."""
     from biobench.cards import get_card
-    from biobench.models import versions
+    from biobench.provenance import code_versions as versions
     from biobench.protocols import resolve_protocol
 
     card = get_card(opts.task_specs.get(cell.task, cell.task))
@@ -307,7 +307,7 @@ def failed_record(cell: Cell, opts: SweepOptions, error: str) -> RunRecord:
     except ValueError:
         proto = {"name": opts.protocol}
     return RunRecord(model=cell.model, model_sha="", task=card.name, language=card.language, kind=card.kind,
-                     seed=cell.seed, protocol=proto, metric=card.metric, card_version=card.version,
+                     seed=cell.seed, protocol=proto, metric=card.metric_for(proto["name"]), card_version=card.version,
                      card_hash=card.card_hash, versions=versions(), status="failed", error=error)
 
 
@@ -557,7 +557,8 @@ def run_sweep(cells: Sequence[Cell], opts: SweepOptions, *, devices: Sequence[st
                           highlight=False)
 
     pending = list(cells)
-    run_bar = progress and bar.console.is_terminal  # a log file gets the per-cell lines, not redrawn bars
+    # A terminal gets each cell's live bar; a log file its plain per-epoch lines (run_cell decides which).
+    run_bar = progress
     in_process = "cpu" if devices[0] == "cpu" else "cuda"  # one CUDA worker: the device this process sees
     with bar:
         grid = bar.add_task(f"grid ({len(cells)} cells)", total=len(cells))

@@ -15,6 +15,7 @@ _DATA = {"local": {"dir": "d", "format": "conll", "files": {"train": "a.tsv"}}, 
     ({"max_length": "512"}, "max_length"),                              # wrong type
     ({"colour": "blue"}, "colour"),                                     # unknown field
     ({"metric": "pearson"}, "metric"),                                  # metric not allowed for token_ner
+    ({"metric": None}, "metric"),                                       # no metric: refused, never defaulted
     ({"data": {**_DATA, "local": {**_DATA["local"], "format": "xml"}}}, "data.local.format"),  # unknown reader
     ({"data": {**_DATA, "local": {**_DATA["local"], "files": {"dev": "a.tsv"}}}}, "data.local.files.dev"),
     ({"data": {"local": _DATA["local"]}}, "data.obtain"),

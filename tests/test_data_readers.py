@@ -1,4 +1,5 @@
-"""Readers on the real corpora in ../shared/data and on small malformed files written here.
+"""Readers on the full real corpora (a mirror: `pytest --data-dir=DIR`, skipped without one; the in-repo samples
+are read in test_fixture_data.py) and on small malformed files written here.
 
 Every malformed-file test checks that the message names the file (and line) so a user can fix it.
 """
@@ -24,6 +25,10 @@ def make_card(folder: Path, name: str = "t", **fields) -> Path:
             "data": {"local": {"dir": "d", "format": "conll",
                                "files": {"train": "a.tsv", "validation": "a.tsv", "test": "a.tsv"}},
                      "obtain": "from the test"}}
+    if "metric" not in fields:  # a card must name its metric: the kind's first one
+        from biobench.cards import KIND_METRICS
+
+        card["metric"] = KIND_METRICS[fields.get("kind") or "token_ner"][0]
     for key, value in fields.items():
         if value is None:
             card.pop(key, None)
@@ -246,7 +251,7 @@ def test_jnlpba_real_counts(shared_data):
 def test_quaero_emea_real_flattening(shared_data):
     from biobench.cards import get_card
 
-    task = load_task(get_card("quaero_emea"), shared_data)
+    task = load_task(get_card("quaero_emea_token"), shared_data)  # the flat token stand-in
     flat = task.notes["flattening"]
     assert [flat[s]["entities"] for s in ("train", "validation", "test")] == [2695, 2260, 2204]
     assert [flat[s]["discontinuous"] for s in ("train", "validation", "test")] == [27, 15, 42]
@@ -264,19 +269,19 @@ def test_quaero_emea_real_flattening(shared_data):
 def test_hoc_real(shared_data):
     from biobench.cards import get_card
 
-    task = load_task(get_card("hoc"), shared_data)
-    assert {s: len(d) for s, d in task.splits.items()} == {"train": 1296, "validation": 186, "test": 370}
+    task = load_task(get_card("hoc"), shared_data)  # one row per sentence (tests/test_hoc.py: the full checks)
+    assert {s: len(d) for s, d in task.splits.items()} == {"train": 12257, "validation": 1773, "test": 3434}
     assert len(task.labels) == 10 and "NULL" not in task.labels
     assert task.notes["hoc"]["train"] == {"abstracts": 1852, "sentences": 17464, "abstracts_without_label": 272,
-                                          "null_labels_dropped": 11}
+                                          "sentences_without_label": 13021, "null_labels_dropped": 11}
     rows = {r["id"]: r for s in task.splits for r in task.splits[s]}
-    assert rows["11724768"]["labels"] == ["Sustaining proliferative signaling"]
-    assert rows["11724768"]["text"].startswith("Ghrelin was identified in the stomach")
+    assert rows["11724768_3"]["labels"] == ["Sustaining proliferative signaling"] and rows["11724768_0"]["labels"] == []
+    assert rows["11724768_0"]["text"].startswith("Ghrelin was identified in the stomach")
     totals = {}
     for s in task.splits:
         for label, n in label_counts("multilabel", task.splits[s]).items():
             totals[label] = totals.get(label, 0) + n
-    assert totals["Sustaining proliferative signaling"] == 462 and totals["Cellular energetics"] == 105
+    assert totals["Sustaining proliferative signaling"] == 993 and totals["Cellular energetics"] == 213  # sentences
 
 
 def test_hoc_marker_count_mismatch(tmp_path):

@@ -1,5 +1,5 @@
 """The complete task registry: the paper's 19 cards plus similarity and the BLURB / DrBenchmark extras;
-`data check` sizes and label sets on every corpus in ../shared/data (published sizes where published,
+`data check` sizes and label sets on every corpus of the mirror (`pytest --data-dir`; published sizes where published,
 the card's documented rule otherwise); the readers of corpora that cannot ship, on small files written
 here in their native formats."""
 
@@ -24,14 +24,15 @@ PAPER = {
     "paper-fr": {"fracco_30": ("multilabel", "micro_f1", 4096), "fracco_100": ("multilabel", "micro_f1", 4096),
                  "cantemist_fr": ("multilabel", "micro_f1", 4096), "distemist_fr": ("multilabel", "micro_f1", 4096),
                  "meddialog_fr": ("multilabel", "micro_f1", 4096), "diamed": ("classification", "weighted_f1", 2048),
-                 "quaero_emea": ("token_ner", "seqeval_f1", 1024), "quaero_medline": ("token_ner", "seqeval_f1", 1024)},
+                 "quaero_emea": ("span_ner", "exact_span_f1", 1024), "quaero_medline": ("span_ner", "exact_span_f1", 1024)},
 }
 EXTRAS = {
     "similarity": {"biosses", "clister"},
     "blurb": {"bc5cdr_chem", "bc5cdr_disease", "bc2gm", "jnlpba", "ncbi_disease", "chemprot", "ddi", "gad",
-              "biosses", "hoc", "pubmedqa"},
-    "drbenchmark": {"e3c", "morfitt", "mantra_gsc", "frenchmedmcqa", "quaero_emea", "quaero_medline", "diamed",
-                    "clister"},
+              "biosses", "hoc_blurb", "pubmedqa"},
+    "drbenchmark": {"e3c", "morfitt", "mantra_gsc", "frenchmedmcqa", "quaero_emea_token", "quaero_medline_token",
+                    "diamed", "clister"},
+    "span-ner": {"quaero_emea", "quaero_medline", "quaero_emea_documents"},
 }
 
 # split sizes (rows) of every task whose data is here. Published: NCBI, BC5CDR (+chem/disease), AnatEM,
@@ -40,10 +41,12 @@ EXTRAS = {
 SIZES = {
     "ncbi_disease": (5424, 923, 940), "bc5cdr": (4560, 4581, 4797), "bc5cdr_chem": (4560, 4581, 4797),
     "bc5cdr_disease": (4560, 4581, 4797), "anatem": (5861, 2118, 3830), "bc2gm": (12574, 2519, 5038),
-    "chemprot": (16521, 10361, 14396), "gad": (4261, 535, 534), "hoc": (1296, 186, 370),
+    "chemprot": (16521, 10361, 14396), "gad": (4261, 535, 534), "hoc": (12257, 1773, 3434),
+    "hoc_blurb": (12257, 1773, 3434),
     "jnlpba": (17079, 1895, 3979), "biosses": (64, 16, 20), "ddi": (25719, 2072, 5716),
     "pubmedqa": (450, 50, 500), "fracco_30": (1030, 129, 129), "fracco_100": (1037, 129, 130),
-    "quaero_emea": (742, 689, 641), "quaero_medline": (985, 989, 1026), "morfitt": (1514, 1022, 1088),
+    "quaero_emea_token": (742, 689, 641), "quaero_medline_token": (985, 989, 1026), "morfitt": (1514, 1022, 1088),
+    "quaero_emea": (706, 649, 578), "quaero_medline": (833, 832, 833), "quaero_emea_documents": (11, 12, 15),
     "e3c": (454, 50, 605), "mantra_gsc": (186, 28, 53), "frenchmedmcqa": (2171, 312, 622),
 }
 
@@ -98,18 +101,20 @@ def test_data_check_label_sets(checked):
         assert len(report["labels"]) == k and report["notes"]["labels_from"] == "reader"
         assert report["notes"]["codes"]["train"]["missing_ann"] == ["data/brat_raw/cc_onco853"]
     assert "C50.9 8500/3" in checked["fracco_30"]["labels"]
-    assert checked["quaero_medline"]["notes"]["flattening"]["test"]["entities"] == 3103  # published
+    assert checked["quaero_medline"]["notes"]["spans"]["test"]["entities"] == 3103  # published
+    assert checked["quaero_medline_token"]["notes"]["flattening"]["test"]["entities"] == 3103
     assert set(checked["mantra_gsc"]["labels"]) == {"ANAT", "CHEM", "DEVI", "DISO", "GEOG", "LIVB", "OBJC",
                                                     "PHEN", "PHYS", "PROC"}
 
 
-def test_tasks_and_data_check_cli_by_suite(shared_data, capsys):
+def test_tasks_and_data_check_cli_by_suite(fixture_data, capsys):
     from biobench.cli import main
 
-    assert main(["tasks", "--suite", "paper-fr", "--data-dir", str(shared_data), "--json"]) == 0
+    assert main(["tasks", "--suite", "paper-fr", "--data-dir", str(fixture_data), "--json"]) == 0
     rows = {r["task"]: r for r in json.loads(capsys.readouterr().out)}
-    assert len(rows) == 8 and rows["fracco_30"]["data_here"] and not rows["diamed"]["data_here"]
-    assert main(["data", "check", "--suite", "similarity", "--data-dir", str(shared_data), "--json"]) == 1
+    assert len(rows) == 8 and rows["quaero_emea"]["data_here"] and not rows["fracco_30"]["data_here"]
+    assert not rows["diamed"]["data_here"]
+    assert main(["data", "check", "--suite", "similarity", "--data-dir", str(fixture_data), "--json"]) == 1
     reports = {r["task"]: r for r in json.loads(capsys.readouterr().out)}
     assert reports["biosses"]["status"] == "ok"
     assert "gitlab.inria.fr/codeine/clister" in reports["clister"]["error"]  # not here: where to get it
@@ -311,14 +316,14 @@ def test_json_records_diamed_and_nested_choices(tmp_path):
                                  "choices": [f"answers.{k}" for k in "abcde"]}))
 
 
-def test_multiple_choice_kind_encodes_collates_and_scores(minilm_path, shared_data):
+def test_multiple_choice_kind_encodes_collates_and_scores(minilm_path, fixture_data):
     import numpy as np
     from transformers import AutoTokenizer
 
     from biobench.kinds.multiple_choice import KIND
     from biobench.protocols import resolve_protocol
 
-    task = load_task(get_card("frenchmedmcqa"), shared_data)
+    task = load_task(get_card("frenchmedmcqa"), fixture_data)
     rows = task.splits["validation"].select(range(4))
     kind = KIND(AutoTokenizer.from_pretrained(str(minilm_path)), resolve_protocol("paper", "fr", "multiple_choice"),
                 64, task.labels, task.splits["train"])

@@ -50,9 +50,9 @@ def test_bad_split_rule_names_card_field(rule, needle):
     assert "x.yaml: field 'data.split'" in str(err.value)
 
 
-def test_biosses_real_split_sizes_and_determinism(shared_data):
+def test_biosses_real_split_sizes_and_determinism(fixture_data):
     card = get_card("biosses")
-    a, b = load_task(card, shared_data), load_task(card, shared_data)
+    a, b = load_task(card, fixture_data), load_task(card, fixture_data)  # the sample is the whole corpus
     assert {s: len(d) for s, d in a.splits.items()} == {"train": 64, "validation": 16, "test": 20}
     assert a.splits["test"]["id"] == b.splits["test"]["id"] and a.data_sha256 == b.data_sha256
     assert a.labels is None
@@ -74,9 +74,9 @@ def test_no_data_anywhere_says_where_to_obtain_and_put_it(tmp_path, monkeypatch)
     assert "en/GAD-BioBERT-fold1 laid out as the card expects (train:" in str(err.value)
 
 
-def test_data_dir_from_environment(shared_data, monkeypatch):
-    monkeypatch.setenv("BIOBENCH_DATA_DIR", str(shared_data))
-    assert len(load_task(get_card("ncbi_disease")).splits["test"]) == 940
+def test_data_dir_from_environment(fixture_data, monkeypatch):
+    monkeypatch.setenv("BIOBENCH_DATA_DIR", str(fixture_data))
+    assert len(load_task(get_card("ncbi_disease")).splits["test"]) == 150  # the sample's test sentences
 
 
 def test_holdout_card_may_not_list_validation(tmp_path):
@@ -99,20 +99,21 @@ def test_labels_from_train_reject_unseen_test_label(tmp_path):
         load_task(parse_card(card), tmp_path)
 
 
-def test_data_check_json_ncbi(shared_data, capsys):
+def test_data_check_json_ncbi(fixture_data, capsys):
     from biobench.cli import main
 
-    assert main(["data", "check", "ncbi_disease", "--data-dir", str(shared_data), "--json"]) == 0
+    assert main(["data", "check", "ncbi_disease", "--data-dir", str(fixture_data), "--json"]) == 0
     (report,) = json.loads(capsys.readouterr().out)
-    assert report["sizes"] == {"train": 5424, "validation": 923, "test": 940}
-    assert report["label_counts"]["test"] == {"Disease": 960}
+    assert report["sizes"] == {"train": 400, "validation": 150, "test": 150}  # the sample's first sentences
+    test_tsv = (fixture_data / "en/NCBI-disease-IOB/test.tsv").read_text().splitlines()
+    assert report["label_counts"]["test"] == {"Disease": sum(line.endswith("\tB-Disease") for line in test_tsv)}
     assert report["notes"]["split_rule"].startswith("official") and len(report["data_sha256"]) == 64
 
 
-def test_data_check_human_output_and_error_status(shared_data, tmp_path, capsys):
+def test_data_check_human_output_and_error_status(fixture_data, tmp_path, capsys):
     from biobench.cli import main
 
-    assert main(["data", "check", "biosses", "--data-dir", str(shared_data)]) == 0  # clister (similarity) is not here
+    assert main(["data", "check", "biosses", "--data-dir", str(fixture_data)]) == 0  # clister (similarity) is not here
     out = capsys.readouterr().out
     assert "biosses" in out and "score mean" in out and "random.Random(42)" in out
     assert main(["data", "check", "gad", "--data-dir", str(tmp_path), "--json"]) == 1

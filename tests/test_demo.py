@@ -4,14 +4,14 @@ A tiny random-init model stands in for MiniLM here (the real demo is timed in th
 what is tested is the wiring: cards, bundled data, runner, records, leaderboard.
 """
 
-import shutil
 
-import torch
 
+from conftest import save_tiny_bert
 from biobench.cards import parse_card
 from biobench.cli import main
 from biobench.commands.demo import DEMO_DATA, DEMO_TASKS
 from biobench.data import load_task
+from biobench.protocols import resolve_protocol
 from biobench.records import find_records, read_record
 
 
@@ -26,19 +26,14 @@ def test_bundled_samples_load_with_their_documented_sizes():
 
 
 def test_demo_runs_end_to_end_and_prints_a_leaderboard(tmp_path, minilm_path, capsys):
-    from transformers import BertConfig, BertModel
-
-    model = tmp_path / "tiny-demo"
-    model.mkdir()
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(minilm_path / name, model / name)
-    torch.manual_seed(0)
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                         vocab_size=30522, max_position_embeddings=128)).save_pretrained(model)
+    model = save_tiny_bert(tmp_path / "tiny-demo", minilm_path, layers=1)
     out = tmp_path / "records"
     assert main(["demo", "--model", str(model), "--out", str(out)]) == 0
     records = [read_record(p) for p in find_records(out)]
     assert sorted(r.task for r in records) == sorted(DEMO_TASKS) and all(r.status == "ok" for r in records)
-    assert all(r.epochs_run == DEMO_TASKS[r.task] for r in records)
+    # THE smoke preset, unchanged (one protocol for the demo and `--protocol smoke`): 40 steps per task.
+    for r in records:
+        assert r.protocol == resolve_protocol("smoke", r.language, r.kind).to_dict()
+        assert r.history[-1]["steps"] == 40 and r.n_train == min(256, {"biosses_demo": 64}.get(r.task, 256))
     shown = capsys.readouterr().out
     assert "ncbi_disease_demo" in shown and "biosses_demo" in shown and "Avg" in shown

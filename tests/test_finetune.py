@@ -7,13 +7,13 @@ small in-memory DatasetDicts: the loop runs in about a second per cell.
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
+from conftest import save_tiny_bert
 import biobench.finetune as ft
 from biobench.cards import DataSpec, TaskCard
 from biobench.data import LoadedTask
@@ -27,16 +27,7 @@ FAST = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "max_length": 32}  # protocol 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, minilm_path):
     """A random-init 2-layer BERT in a local folder: safetensors weights + the MiniLM tokenizer."""
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(minilm_path / name, folder / name)
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                        vocab_size=30522, max_position_embeddings=128)
-    BertModel(config).save_pretrained(folder, safe_serialization=True)
-    return str(folder)
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), minilm_path)
 
 
 def rows_for(kind: str, n: int, offset: int = 0) -> list[dict]:
@@ -90,7 +81,8 @@ def test_every_kind_end_to_end(kind, tmp_path, tiny_model, serve):
     assert rec.status == "ok", rec.error
     path = record_path(out, tiny_model, card.name, 3)
     assert read_record(path).to_dict() == rec.to_dict()
-    assert [p.name for p in path.parent.iterdir()] == ["seed-3.json"]  # atomic write left no temp file
+    # atomic write left no temp file (beside the record: its per-example predictions, for kinds that export them)
+    assert [p.name for p in path.parent.iterdir() if p.name != "seed-3.pred.json.gz"] == ["seed-3.json"]
     assert rec.metric == METRIC[kind] and rec.primary == rec.test[rec.metric]
     assert all(-100.0 <= v <= 100.0 if kind == "similarity" else 0.0 <= v <= 100.0 for v in rec.test.values())
     assert set(rec.dev) == set(rec.test) and rec.dev == rec.history[rec.best_epoch - 1]["dev"]
@@ -98,7 +90,8 @@ def test_every_kind_end_to_end(kind, tmp_path, tiny_model, serve):
     assert [h["epoch"] for h in rec.history] == [1, 2] and rec.history[-1]["steps"] == 12  # 48 / 8 x 2
     assert len(rec.model_sha) == 64 and rec.data_sha256 == "sha-" + kind and rec.data_release == "toy-1"
     assert rec.protocol["name"] == "smoke" and rec.protocol["lr"] == 1e-3 and rec.card_hash == card.card_hash
-    assert set(rec.versions) == {"biobench", "torch", "transformers", "datasets"} and rec.device.startswith("cpu")
+    assert set(rec.versions) == {"biobench", "biobench_commit", "biobench_source", "python", "torch", "transformers",
+                                 "datasets", "numpy", "scikit-learn", "scipy", "seqeval"} and rec.device.startswith("cpu")
     assert rec.notes["reader"] == "toy" and rec.notes["max_length"] == 32
     assert rec.notes["encoding"]["train"]["examples"] == 48 and rec.duration_s > 0
     assert rec.notes["weights"]["missing"] == ["classifier.bias", "classifier.weight"]  # only the new head
@@ -193,7 +186,7 @@ def test_cli_finetune_json_and_exit_codes(tmp_path, tiny_model, serve, capsys):
     from biobench.cli import main
 
     card_file = tmp_path / "toy_cli.yaml"  # a real card file, parsed by the registry's path lookup
-    card_file.write_text("name: toy_cli\nversion: 1\nlanguage: en\nkind: classification\nmax_length: 64\n"
+    card_file.write_text("name: toy_cli\nversion: 1\nlanguage: en\nkind: classification\nmetric: micro_f1\nmax_length: 64\n"
                          "citation: none\ndata:\n  hub: {path: toy/toy}\n  obtain: nowhere\n")
     serve(make_task(tmp_path, "classification")[1])
     argv = ["finetune", "--model", tiny_model, "--task", str(card_file), "--seed", "4", "--protocol", "smoke",
@@ -201,7 +194,7 @@ def test_cli_finetune_json_and_exit_codes(tmp_path, tiny_model, serve, capsys):
     assert main(argv) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["status"] == "ok" and rec["protocol"]["epochs"] == 1 and rec["protocol"]["max_length"] == 32
-    assert main(argv[:-1]) == 0 and "record:" in capsys.readouterr().out  # rich summary (resumed)
+    assert main(argv[:-1]) == 0 and "already recorded" in capsys.readouterr().out  # rich summary (resumed)
     assert main(argv + ["--fast", "--compile"]) == 0  # another protocol: a new run, its options recorded
     fast = json.loads(capsys.readouterr().out)
     assert {k: fast["protocol"].get(k) for k in ("length_grouping", "cuda_graphs", "compile_layers")} == dict.fromkeys(
@@ -212,20 +205,21 @@ def test_cli_finetune_json_and_exit_codes(tmp_path, tiny_model, serve, capsys):
 
 
 @pytest.mark.slow
-def test_minilm_learns_ncbi_disease(tmp_path, minilm_path, shared_data):
+def test_minilm_learns_ncbi_disease(tmp_path, minilm_path, fixture_data):
     """The full path (card -> loader -> kind -> loop -> record) with the real checkpoint and corpus.
 
-    400 training sentences, 2 epochs of 50 steps (batch 8, LR 3e-4), 150 dev / 150 test sentences,
-    seed 42: measured seqeval F1 53.8 (strict 49.6) on CPU in 30 s; the bars are set well below.
-    (One epoch gives 42.2 but strict only 14.5: early on, many predicted entities start with I-.)
+    The in-repo sample (tests/fixtures/data: the first 400 / 150 / 150 sentences of train / devel / test),
+    2 epochs of 50 steps (batch 8, LR 3e-4), seed 42: measured seqeval F1 40.3 (strict 35.3) on CPU; the bars
+    are set below. (On 400 sentences drawn from the whole training set the same run gave 53.8 / 49.6; one
+    epoch gives 42.2 but strict only 14.5 there: early on, many predicted entities start with I-.)
     """
     overrides = dict(max_train_examples=400, max_eval_examples=150, epochs=2, batch_size=8, lr=3e-4,
                      warmup_ratio=0.1, max_length=128)
     rec = ft.run_cell(str(minilm_path), "ncbi_disease", 42, out=tmp_path, protocol="paper",
-                      overrides=overrides, data_dir=shared_data, progress=False)
+                      overrides=overrides, data_dir=fixture_data, progress=False)
     assert rec.status == "ok", rec.error
-    assert rec.test["seqeval_f1"] >= 35.0, rec.test
-    assert rec.test["seqeval_f1_strict"] >= 30.0, rec.test
+    assert rec.test["seqeval_f1"] >= 30.0, rec.test
+    assert rec.test["seqeval_f1_strict"] >= 25.0, rec.test
     assert rec.notes["source"].startswith("local:") and rec.notes["labels_from"] == "card"
     assert rec.n_train == 400 and rec.notes["encoding"]["test"]["windows"] >= 150
 
@@ -416,14 +410,14 @@ def test_predict_gives_each_feature_its_own_unpadded_logits(kind_name, tmp_path,
         np.testing.assert_array_equal(second[i], first[i])
 
 
-def test_predict_on_real_ncbi_disease_sentences_matches_each_sentence_alone(tiny_model, shared_data):
+def test_predict_on_real_ncbi_disease_sentences_matches_each_sentence_alone(tiny_model, fixture_data):
     """The same on 80 real NCBI-disease dev sentences of many lengths, 8 to a bucket-padded batch."""
     from biobench import models
     from biobench.data import load_task
     from biobench.kinds import get_kind
 
     card = ft.get_card("ncbi_disease")
-    task = load_task(card, shared_data)
+    task = load_task(card, fixture_data)
     protocol = resolve_protocol("smoke", "en", "token_ner", flags=FAST)
     tokenizer = models.load_tokenizer(tiny_model)
     kind = get_kind("token_ner")(tokenizer, protocol, 128, task.labels or card.labels, task.splits["train"])
@@ -502,7 +496,8 @@ def test_training_follows_the_schedule_and_learns(tmp_path, tiny_model, monkeypa
 
     monkeypatch.setattr(transformers, "get_linear_schedule_with_warmup", spy)
     card, task_data = make_task(tmp_path, "classification")
-    protocol = resolve_protocol("smoke", "en", "classification", flags=dict(FAST, epochs=15, lr=3e-3, warmup_ratio=0.1))
+    protocol = resolve_protocol("smoke", "en", "classification", flags=dict(FAST, epochs=15, lr=3e-3, warmup_ratio=0.1,
+                                                                              max_steps=10_000))  # epochs bind, not smoke's 40 steps
     rec = ft.train_and_score(tiny_model, card, task_data, 0, protocol, progress=False)
     total = 15 * 48 // 8
     assert len(seen) == total

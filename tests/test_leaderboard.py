@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from biobench.leaderboard import build, holm, load_records, render, sign_flip_test
-from biobench.leaderboard_render import render_board
+from biobench.leaderboard import build, holm, load_records, sign_flip_test
+from biobench.leaderboard_render import render, render_board
 from biobench.records import RunRecord, record_path, write_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +109,9 @@ def test_sign_flip_and_holm_match_hand_enumeration():
 
 
 def test_protocols_are_never_averaged_together(runs, tmp_path):
-    smoke = {"name": "smoke", "lr": 5e-5}
+    from biobench.protocols import resolve_protocol
+
+    smoke = resolve_protocol("smoke", "en", "classification").to_dict()  # the preset as it resolves today
     for task in ("t1", "t2", "t3"):
         write_record(rec("base/A", task, 1, 10.0, protocol=smoke), runs / "smoke" / f"{task}.json")
     board = build(load_records([runs])[0])
@@ -126,8 +128,9 @@ def test_bad_input_is_named_and_the_table_still_builds(runs):
     shutil.copy(runs / "new__B" / "t2" / "seed-2.json", dup)
     old = runs / "base__A" / "t1" / "seed-4.json"
     write_record(rec("base/A", "t1", 4, 99.0, version="0.0.9"), old)  # another biobench version
-    hyper = runs / "base__A" / "t2" / "seed-4.json"
-    write_record(rec("base/A", "t2", 4, 99.0, protocol={**PAPER, "lr": 1e-3}), hyper)  # other hyper-parameters
+    hyper = runs / "base__A" / "t2" / "seed-4.json"  # a YAML-named protocol: same name, other hyper-parameters
+    write_record(rec("base/A", "t2", 4, 99.0, protocol={"name": "mine", "lr": 1e-3}), hyper)
+    write_record(rec("base/A", "t2", 5, 98.0, protocol={"name": "mine", "lr": 5e-5}), runs / "mine.json")
     failed = runs / "C" / "t3" / "seed-1.json"
     write_record(rec("C", "t3", 1, None, status="failed", error="CUDA out of memory"), failed)
 

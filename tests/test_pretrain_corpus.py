@@ -19,7 +19,7 @@ def tokenizer(minilm_path):
     return AutoTokenizer.from_pretrained(minilm_path)
 
 
-def test_readers_txt_jsonl_json_parquet_and_folders(tmp_path, shared_data):
+def test_readers_txt_jsonl_json_parquet_and_folders(tmp_path, fixture_data):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -32,7 +32,15 @@ def test_readers_txt_jsonl_json_parquet_and_folders(tmp_path, shared_data):
     assert [f.name for f in files] == ["a.txt", "b.jsonl", "c.json", "d.parquet"]
     docs = [d for f in files for d in read_documents(f)]
     assert docs == ["first doc", "second doc", "third", "fourth", "fifth", "sixth"]
-    # the real corpora: one abstract per line; E3C layer 3 is one JSON object per file
+    # the real corpus sample: one abstract per line
+    pubmed = corpus_files([str(fixture_data / "pretrain/en/pubmed_abstracts_1MB")])
+    lines = pubmed[0].read_text(encoding="utf-8").split("\n")
+    assert len(pubmed) == 1 and len([x for x in lines if x.strip()]) == 60
+    assert [d.strip() for d in read_documents(pubmed[0])] == [x.strip() for x in lines if x.strip()]
+
+
+def test_readers_on_the_full_pretraining_corpora(shared_data):
+    # one abstract per line; E3C layer 3 is one JSON object per file
     pubmed = corpus_files([str(shared_data / "pretrain/en/pubmed_abstracts_1MB")])
     assert sum(1 for f in pubmed for _ in read_documents(f)) == 725
     e3c = corpus_files([str(shared_data / "pretrain/fr/e3c-layer3")])

@@ -30,9 +30,9 @@ def _save_tiny(out: Path, config, tokenizer_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, shared_data):
-    """The first 60 real PubMed abstracts (one per line)."""
-    lines = (shared_data / "pretrain/en/pubmed_abstracts_1MB/PubMedAbstract_1MB.txt").read_text().splitlines()[:60]
+def corpus(tmp_path_factory, fixture_data):
+    """The first 60 real PubMed abstracts (one per line; the in-repo sample is exactly those)."""
+    lines = (fixture_data / "pretrain/en/pubmed_abstracts_1MB/PubMedAbstract_1MB.txt").read_text().splitlines()[:60]
     path = tmp_path_factory.mktemp("corpus") / "pubmed60.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -333,3 +333,123 @@ def test_log_every_logs_the_same_losses_at_fewer_steps(tiny_bert, corpus, tmp_pa
     kept = [r for r in log(every) if r["step"] in (3, 4, 6)]  # step 4 ends phase 1
     assert [r["step"] for r in log(sparse)] == [3, 4, 6]
     assert [{**r, "tokens_per_s": 0} for r in log(sparse)] == [{**r, "tokens_per_s": 0} for r in kept]
+
+
+# ---- phase 1 is causal in the loop itself (issue 15, item 5) ------------------------------------------------------
+
+def _tiny_config(kind: str):
+    """Dropout off, so that a forward inside the loop can be repeated exactly."""
+    from transformers import BertConfig, ModernBertConfig
+
+    if kind == "bert":  # SDPA: its causality rests on the `is_causal` flag (transformers passes no mask)
+        return BertConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                          max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    # local window of 16 (|q - k| <= 8) on 32-token sequences: the local layers' mask matters
+    return ModernBertConfig(vocab_size=V, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                            local_attention=16, global_attn_every_n_layers=3, pad_token_id=0, cls_token_id=2,
+                            sep_token_id=3, bos_token_id=2, eos_token_id=3)
+
+
+def _hand_causal_mask(config, length: int, device: torch.device):
+    """Built here from its definition, not by transformers or biobench: key k visible to query q iff k <= q
+    (and, on ModernBERT's local layers, q - k <= the half window)."""
+    q, k = torch.arange(length, device=device)[:, None], torch.arange(length, device=device)[None, :]
+    causal = (k <= q)[None, None]
+    if config.model_type == "modernbert":
+        return {"full_attention": causal, "sliding_attention": causal & (q - k <= config.sliding_window)[None, None]}
+    return causal
+
+
+@pytest.mark.parametrize("kind", ["bert", "modernbert"])
+def test_phase1_is_causal_in_the_model_as_the_loop_trains_it(kind, tokenizer_dir, corpus, tmp_path, monkeypatch):
+    """A hook on the loop's own model, at every training forward: with the model, its flags and the mask argument
+    exactly as the loop set them, changing token t must leave every earlier logit unchanged in phase 1 (and change
+    them in the bidirectional decay); and the phase-1 loss the loop backpropagates must equal the next-token
+    cross-entropy under a causal mask built by hand. Fails if the loop leaves causal mode off in phase 1."""
+    import torch.nn.functional as F
+
+    from biobench.pretrain import loop
+
+    init = _save_tiny(tmp_path / "init", _tiny_config(kind), tokenizer_dir)
+    seen, busy, t = [], [False], 20
+
+    def check(module, args, kwargs, output):
+        if busy[0] or not module.training:  # the hook's own forwards; the setup's causality probe (eval mode)
+            return
+        busy[0] = True
+        try:
+            with torch.no_grad():
+                ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
+                changed = ids.clone()
+                changed[:, t] = (changed[:, t] + 1) % V
+                a, b = (module(input_ids=x, attention_mask=mask).logits for x in (ids, changed))
+                logits = module(input_ids=ids, attention_mask=_hand_causal_mask(module.config, ids.shape[1], ids.device)).logits
+                next_token = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
+        finally:
+            busy[0] = False
+        seen.append({"earlier_unchanged": torch.allclose(a[:, :t], b[:, :t], rtol=1e-4, atol=1e-5),
+                     "later_changed": not torch.allclose(a[:, t:], b[:, t:], rtol=1e-4, atol=1e-5),
+                     "loss_is_next_token": abs(output.loss.item() - next_token.item()) < 1e-5})
+
+    def load_with_hook(*args, **kwargs):
+        model, new_head = load_masked_lm(*args, **kwargs)
+        model.register_forward_hook(check, with_kwargs=True)
+        return model, new_head
+
+    load_masked_lm = loop.load_masked_lm
+    monkeypatch.setattr(loop, "load_masked_lm", load_with_hook)
+    assert pretrain(init, corpus, tmp_path / "out", objective="detour", tokens=3 * 128) == 0  # 3 + 2 steps x 2 micro
+    objectives = [r["objective"] for r in log(tmp_path / "out") for _ in range(2)]
+    assert objectives == ["clm"] * 6 + ["mlm"] * 4 and len(seen) == len(objectives)
+    for objective, result in zip(objectives, seen):
+        assert result["later_changed"], result
+        if objective == "clm":
+            assert result["earlier_unchanged"] and result["loss_is_next_token"], result
+        else:
+            assert not result["earlier_unchanged"], ("the decay must be bidirectional", result)
+
+
+# ---- the paper's optimizer in the loop (issue 15, item 4) --------------------------------------------------------
+
+@pytest.mark.parametrize("flags, rule", [((), "decoupled"), (("--optimizer", "adamw"), "coupled")])
+def test_unused_weights_only_decay_by_the_optimizers_rule(flags, rule, tiny_bert, corpus, tmp_path):
+    """Rows 32-127 of BERT's position table never see a 32-token sequence: their gradient is exactly zero, so Adam
+    leaves them alone and only the weight decay moves them. After the run each row is its initial value times
+    prod over the logged steps of (1 - wd * lr_t / lr_peak) (decoupled, the default: Composer's DecoupledAdamW)
+    or (1 - lr_t * wd) (torch's AdamW)."""
+    wd, peak = 0.1, 2e-4
+    assert pretrain(tiny_bert, corpus, tmp_path, "--weight-decay", wd, *flags, objective="detour", tokens=4 * 128) == 0
+    lrs = [r["lr"] for r in log(tmp_path)]
+    assert len(lrs) == 6 and max(lrs) == peak
+    factor = 1.0
+    for lr in lrs:
+        factor *= 1 - wd * lr / peak if rule == "decoupled" else 1 - lr * wd
+    key = "bert.embeddings.position_embeddings.weight"
+    before, after = load_file(tiny_bert / "model.safetensors")[key][32:], load_file(tmp_path / "model.safetensors")[key][32:]
+    assert torch.allclose(after.double(), before.double() * factor, rtol=1e-6, atol=0)
+    recorded = json.loads((tmp_path / "pretrain_config.json").read_text())["optimizer"]
+    assert recorded["name"] == ("decoupled_adamw" if rule == "decoupled" else "adamw") and recorded["weight_decay"] == wd
+
+
+# ---- checkpoint.pt only when asked for (issue 17) -----------------------------------------------------------------
+
+def test_checkpoint_pt_is_written_only_when_asked_and_resume_still_works(tiny_bert, corpus, tmp_path, capsys):
+    plain, kept, killed = tmp_path / "plain", tmp_path / "kept", tmp_path / "killed"
+    assert pretrain(tiny_bert, corpus, plain, objective="detour", tokens=4 * 128) == 0  # 4 + 2 steps
+    assert (plain / "model.safetensors").exists() and not (plain / "checkpoint.pt").exists()
+    assert pretrain(tiny_bert, corpus, plain, objective="detour", tokens=4 * 128) == 2  # never overwrites a model
+    assert f"--out {plain}: holds the model of a finished run" in capsys.readouterr().err
+
+    assert pretrain(tiny_bert, corpus, kept, "--keep-checkpoint", objective="detour", tokens=4 * 128) == 0
+    assert torch.load(kept / "checkpoint.pt", weights_only=True)["step"] == 6
+    assert pretrain(tiny_bert, corpus, kept, "--keep-checkpoint", "--resume", objective="detour", tokens=4 * 128) == 0
+    assert len(log(kept)) == 6  # nothing left to do
+
+    # killed after step 3 (checkpoint at step 2), resumed without --checkpoint-every: the checkpoint it resumed
+    # from is superseded by the final model and removed
+    assert pretrain(tiny_bert, corpus, killed, "--checkpoint-every", 2, "--max-steps", 3, objective="detour", tokens=4 * 128) == 0
+    assert torch.load(killed / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert pretrain(tiny_bert, corpus, killed, "--resume", objective="detour", tokens=4 * 128) == 0
+    assert not (killed / "checkpoint.pt").exists() and [r["step"] for r in log(killed)] == list(range(1, 7))
+    weights = [load_file(out / "model.safetensors") for out in (plain, kept, killed)]
+    assert all(torch.equal(w[k], weights[0][k]) for w in weights[1:] for k in weights[0]), "bitwise equal on CPU"

@@ -44,3 +44,28 @@ def test_benchmark_presets_are_named_apart_from_the_paper():
     d = resolve_protocol("drbenchmark", "fr", "similarity", {"drbenchmark": {"epochs": 30}})
     assert (b.name, b.batch_size, b.epochs) == ("blurb", 32, 20)
     assert (d.name, d.lr, d.epochs) == ("drbenchmark", 2e-5, 30)
+
+
+def test_smoke_is_one_preset_shared_by_the_cli_and_the_demo():
+    from biobench.commands.demo import DEMO_PROTOCOL
+    from biobench.protocols import SMOKE
+
+    assert DEMO_PROTOCOL == "smoke"  # the demo passes no overrides (tests/test_demo.py checks its records)
+    for kind in ("token_ner", "classification", "similarity", "multilabel"):
+        p = resolve_protocol("smoke", "en", kind)
+        assert {k: getattr(p, k) for k in SMOKE} == SMOKE
+    assert p.max_steps and p.epochs * 4 >= p.max_steps  # BIOSSES' 64 pairs (4 batches) still reach max_steps
+
+
+@pytest.mark.slow
+def test_smoke_learns_ncbi_disease_with_minilm(tmp_path, minilm_path):
+    """The reason for the preset: a first NER run must not look broken (the old smoke gave F1 0.00)."""
+    from biobench.cards import parse_card
+    from biobench.commands.demo import DEMO_DATA
+    from biobench.finetune import run_cell
+
+    card = parse_card(DEMO_DATA / "cards" / "ncbi_disease_demo.yaml")
+    rec = run_cell(str(minilm_path), card, 42, out=tmp_path, protocol="smoke", data_dir=DEMO_DATA, progress=False,
+                   device="cpu")
+    assert rec.status == "ok" and rec.history[-1]["steps"] == rec.protocol["max_steps"]
+    assert rec.primary > 5.0 and rec.dev["seqeval_f1"] > 5.0, (rec.primary, rec.dev)

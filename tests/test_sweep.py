@@ -2,7 +2,8 @@
 on one folder, and a sweep SIGKILLed twice and restarted.
 
 Models are tiny random-init BERTs (2 layers, hidden 32) with the real MiniLM tokenizer; tasks are real
-cards on the real corpora (biosses, gad) cut down by a protocol file, so a cell takes about a second.
+cards on the real corpus samples in tests/fixtures/data (biosses, ncbi_disease) cut down by a protocol file, so a
+cell takes about a second.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import save_tiny_bert
 import biobench.finetune as ft
 from biobench import sweep
 from biobench.cli import main
 from biobench.leaderboard import load_records
 from biobench.records import find_records, read_record, record_path
 
-TASKS = ["biosses", "gad"]
+TASKS = ["biosses", "ncbi_disease"]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
            OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
 
@@ -43,16 +45,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, minilm_path):
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("sweep") / "tiny-bert"
-    folder.mkdir()
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(minilm_path / name, folder / name)
-    torch.manual_seed(0)
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                         max_position_embeddings=128)).save_pretrained(folder, safe_serialization=True)
-    return str(folder)
+    return save_tiny_bert(tmp_path_factory.mktemp("sweep") / "tiny-bert", minilm_path)
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +65,9 @@ def proto(tmp_path_factory) -> str:
     return str(path)
 
 
-def base_args(models, out, proto, shared_data, seeds=2, tasks=TASKS):
+def base_args(models, out, proto, fixture_data, seeds=2, tasks=TASKS):
     args = ["run", "--tasks", ",".join(tasks), "--seeds", str(seeds), "--out", str(out), "--protocol", proto,
-            "--data-dir", str(shared_data), "--device", "cpu"]
+            "--data-dir", str(fixture_data), "--device", "cpu"]
     for m in models:
         args += ["--model", m]
     return args
@@ -172,57 +165,57 @@ def test_heartbeat_keeps_a_claim_fresh(tmp_path):
 # ---------------------------------------------------------------------------------------------- in process
 
 
-def test_failed_cell_is_recorded_sweep_goes_on_and_resume_reruns_only_failures(tmp_path, tiny, proto, shared_data,
+def test_failed_cell_is_recorded_sweep_goes_on_and_resume_reruns_only_failures(tmp_path, tiny, proto, fixture_data,
                                                                               capsys, monkeypatch):
     out = tmp_path / "runs"
     real = ft.train_and_score
 
     def flaky(model, card, task_data, seed, protocol, **kw):
-        if card.name == "gad" and seed == 1:
+        if card.name == "ncbi_disease" and seed == 1:
             raise RuntimeError("boom: simulated training crash")
         return real(model, card, task_data, seed, protocol, **kw)
 
     monkeypatch.setattr(ft, "train_and_score", flaky)
-    code, first = cli_json(base_args([tiny], out, proto, shared_data), capsys)
+    code, first = cli_json(base_args([tiny], out, proto, fixture_data), capsys)
     assert code == 1 and first["cells"] == 4 and first["done"] == 3 and first["failed"] == 1
-    bad = read_record(record_path(out, tiny, "gad", 1))
+    bad = read_record(record_path(out, tiny, "ncbi_disease", 1))
     assert bad.status == "failed" and "boom" in bad.error
     stamps = {p: (r["created_at"], Path(p).stat().st_mtime_ns) for p, r in records_of(out).items()}
 
     # --overwrite never: any existing record stands, even a failure; nothing runs.
-    code, never = cli_json(base_args([tiny], out, proto, shared_data) + ["--overwrite", "never"], capsys)
+    code, never = cli_json(base_args([tiny], out, proto, fixture_data) + ["--overwrite", "never"], capsys)
     assert code == 1 and never["skipped"] == 3 and never["failed"] == 1 and never["done"] == 0
-    assert read_record(record_path(out, tiny, "gad", 1)).status == "failed"
+    assert read_record(record_path(out, tiny, "ncbi_disease", 1)).status == "failed"
 
     # Default (= --resume): ok cells skipped and still reported with their scores; the failure re-runs.
     monkeypatch.setattr(ft, "train_and_score", real)
-    code, second = cli_json(base_args([tiny], out, proto, shared_data) + ["--resume"], capsys)
+    code, second = cli_json(base_args([tiny], out, proto, fixture_data) + ["--resume"], capsys)
     assert code == 0 and second["skipped"] == 3 and second["done"] == 1 and second["failed"] == 0
     assert all(r["primary"] is not None for r in second["results"])
     for p, stamp in stamps.items():
-        if "gad/seed-1" not in p:
+        if "ncbi_disease/seed-1" not in p:
             assert (read_record(p).created_at, Path(p).stat().st_mtime_ns) == stamp  # not re-run
-    assert read_record(record_path(out, tiny, "gad", 1)).status == "ok"
+    assert read_record(record_path(out, tiny, "ncbi_disease", 1)).status == "ok"
 
     # --no-resume (= --overwrite always): runs again although the record is ok.
-    code, again = cli_json(base_args([tiny], out, proto, shared_data, seeds=1, tasks=["biosses"]) + ["--no-resume"],
+    code, again = cli_json(base_args([tiny], out, proto, fixture_data, seeds=1, tasks=["biosses"]) + ["--no-resume"],
                            capsys)
     assert code == 0 and again["done"] == 1
-    assert main(base_args([tiny], out, proto, shared_data) + ["--no-resume", "--overwrite", "never"]) == 2
+    assert main(base_args([tiny], out, proto, fixture_data) + ["--no-resume", "--overwrite", "never"]) == 2
 
     # --fast --compile: another protocol, so the ok cell runs again, with its speed options recorded.
-    code, fast = cli_json(base_args([tiny], out, proto, shared_data, seeds=1, tasks=["biosses"]) + ["--fast", "--compile"],
+    code, fast = cli_json(base_args([tiny], out, proto, fixture_data, seeds=1, tasks=["biosses"]) + ["--fast", "--compile"],
                           capsys)
     assert code == 0 and fast["done"] == 1
     protocol = read_record(record_path(out, tiny, "biosses", 0)).protocol
     assert protocol["length_grouping"] and protocol["cuda_graphs"] and protocol["compile_layers"]
 
 
-def test_input_errors_stop_before_anything_trains(tmp_path, tiny, proto, shared_data, capsys):
+def test_input_errors_stop_before_anything_trains(tmp_path, tiny, proto, fixture_data, capsys):
     out = tmp_path / "runs"
-    assert main(base_args([tiny], out, proto, shared_data, tasks=["gad", "nope"])) == 2
-    assert main(base_args([str(tmp_path / "missing-model")], out, proto, shared_data)) == 2
-    assert main(base_args([tiny], out, proto, shared_data) + ["--shard", "2/2"]) == 2
+    assert main(base_args([tiny], out, proto, fixture_data, tasks=["ncbi_disease", "nope"])) == 2
+    assert main(base_args([str(tmp_path / "missing-model")], out, proto, fixture_data)) == 2
+    assert main(base_args([tiny], out, proto, fixture_data) + ["--shard", "2/2"]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err
     assert not out.exists()
 
@@ -246,10 +239,10 @@ def launch(argv, log: Path) -> subprocess.Popen:
                             stderr=open(log, "w"), env=ENV, start_new_session=True)
 
 
-def test_cpu_worker_pool_and_overlapping_sweeps_do_not_clash(tmp_path, tiny, broken, proto, shared_data):
+def test_cpu_worker_pool_and_overlapping_sweeps_do_not_clash(tmp_path, tiny, broken, proto, fixture_data):
     out = tmp_path / "runs"
     # Two workers on CPU (the GPU path with another device list); a failing model does not stop the sweep.
-    done = subprocess.run([sys.executable, "-m", "biobench"] + base_args([tiny, broken], out, proto, shared_data)
+    done = subprocess.run([sys.executable, "-m", "biobench"] + base_args([tiny, broken], out, proto, fixture_data)
                           + ["--workers", "2", "--json"], capture_output=True, text=True, env=ENV, timeout=240)
     assert done.returncode == 1, done.stderr[-3000:]
     summary = json.loads(done.stdout)
@@ -262,7 +255,7 @@ def test_cpu_worker_pool_and_overlapping_sweeps_do_not_clash(tmp_path, tiny, bro
 
     # Overlap: shard 0/2, shard 1/2 and the full sweep, all at once into one fresh folder (3 seeds now).
     out2 = tmp_path / "overlap"
-    argv = base_args([tiny], out2, proto, shared_data, seeds=3) + ["--json"]
+    argv = base_args([tiny], out2, proto, fixture_data, seeds=3) + ["--json"]
     procs = [launch(argv + extra, tmp_path / f"p{k}.log") for k, extra in
              enumerate([["--shard", "0/2"], ["--shard", "1/2"], []])]
     for p in procs:
@@ -294,13 +287,13 @@ def _wait_for(pred, timeout: float, what: str, proc=None):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_sigkill_at_any_moment_loses_at_most_the_cells_in_flight(tmp_path, tiny, shared_data):
+def test_sigkill_at_any_moment_loses_at_most_the_cells_in_flight(tmp_path, tiny, fixture_data):
     out = tmp_path / "runs"
     # Cells a few seconds long (on a quiet machine the shared `proto` cells end before a kill can land).
     proto = tmp_path / "slow.yaml"
     proto.write_text("name: slow\nepochs: 4\nbatch_size: 16\nlr: 0.001\nwarmup_ratio: 0.0\nmax_length: 32\n"
                      "max_train_examples: 160\nmax_eval_examples: 32\n")
-    argv = base_args([tiny], out, str(proto), shared_data, seeds=3)  # 6 cells
+    argv = base_args([tiny], out, str(proto), fixture_data, seeds=3)  # 6 cells
 
     # Kill 1: right after the first record lands.
     p = launch(argv, tmp_path / "run1.log")

@@ -1,24 +1,33 @@
 """`biobench data check TASK... [--suite S] [--data-dir DIR] [--json]`: load tasks and show what
 was read (split sizes, label counts per split, source, data hash, loader notes), so a user sees a
-wrong layout, a missing split or a flattening loss before spending GPU time on it."""
+wrong layout, a missing split or a flattening loss before spending GPU time on it.
+
+`biobench data fetch TASK... [--suite S] [--to DIR]`: download each public corpus from the release its
+card pins (`data.fetch`), check every file's sha256 and lay it out as the card expects; a corpus that
+cannot be fetched (credentialed, not public, or not pinned) prints how to obtain it."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
+from pathlib import Path
 from typing import Any
 
 from biobench.cards import SPLITS, CardError, load_registry, suite_tasks
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["check"], help="check: load each task and report its splits")
+    p.add_argument("action", choices=["check", "fetch"],
+                   help="check: load each task and report its splits; fetch: download the pinned public release")
     p.add_argument("tasks", nargs="*", metavar="TASK", help="task names (or card files)")
     p.add_argument("--suite", help="also every task of this suite")
     p.add_argument("--data-dir", help="local data mirror (default: $BIOBENCH_DATA_DIR; without it: the hub)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--to", metavar="DIR", help="fetch: the data directory to fill (default: --data-dir, then "
+                   "$BIOBENCH_DATA_DIR)")
 
 
 def check_task(card, data_dir) -> dict[str, Any]:
@@ -50,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
     registry = load_registry()
     names = list(args.tasks) + (suite_tasks(args.suite, registry) if args.suite else [])
     if not names:
-        print("biobench data check: name at least one TASK or a --suite", file=sys.stderr)
+        print(f"biobench data {args.action}: name at least one TASK or a --suite", file=sys.stderr)
         return 2
+    if args.action == "fetch":
+        return fetch(names, registry, args.to or args.data_dir or os.environ.get("BIOBENCH_DATA_DIR"))
     data_dir = resolve_data_dir(args.data_dir)
     reports = []
     for name in dict.fromkeys(names):
@@ -83,8 +94,11 @@ def _print_report(report: dict[str, Any]) -> None:
 
     console = Console()
     if report["status"] != "ok":
-        console.print(f"[bold red]{report['task']}: error[/bold red]\n{report['error']}\n", markup=True,
-                      highlight=False)
+        from rich.markup import escape
+
+        one_line = " ".join(str(report["error"]).split())  # one line, never re-wrapped to the terminal
+        console.print(f"[bold red]{escape(report['task'])}: error:[/bold red] {escape(one_line)}", highlight=False,
+                      soft_wrap=True)
         return
     table = Table(title=f"{report['task']} ({report['kind']})", title_justify="left")
     table.add_column("")
@@ -105,3 +119,40 @@ def _print_report(report: dict[str, Any]) -> None:
                                  default_flow_style=None).rstrip(),
                   highlight=False, markup=False)
     console.print()
+
+
+def fetch(names: list[str], registry, to: str | None) -> int:
+    """Fetch each task's pinned release into `to`; 0 only if every named task's data is now in place."""
+    from biobench.cards import get_card
+    from biobench.data import DataError
+    from biobench.data.fetch import fetch_task
+
+    if not to:
+        print("biobench data fetch: name the data directory to fill with --to DIR (or set BIOBENCH_DATA_DIR)",
+              file=sys.stderr)
+        return 2
+    to_dir = Path(to).expanduser().resolve()
+    missing = 0
+    for name in dict.fromkeys(names):
+        try:
+            card = get_card(name, registry)
+        except CardError as exc:
+            print(f"{name}: error: {exc}", file=sys.stderr)
+            missing += 1
+            continue
+        if card.data.fetch is None:
+            print(f"{name}: not fetched (the card pins no public files); obtain it by hand: {card.data.obtain}",
+                  flush=True)
+            missing += 1
+            continue
+        try:
+            got = fetch_task(card, to_dir)
+        except DataError as exc:
+            print(f"{name}: error: {exc}", file=sys.stderr, flush=True)
+            missing += 1
+            continue
+        done = f"{len(got.downloaded)} downloaded" + (f", {len(got.present)} already there" if got.present else "")
+        print(f"{name}: {len(card.data.fetch.files)} files, sha256 verified ({done}) -> {got.folder}", flush=True)
+    if missing < len(dict.fromkeys(names)):
+        print(f"data directory: {to_dir} (use --data-dir {to_dir} or export BIOBENCH_DATA_DIR={to_dir})")
+    return 0 if missing == 0 else 1

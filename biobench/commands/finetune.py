@@ -15,7 +15,7 @@ OVERRIDE_FLAGS = {"epochs": int, "lr": float, "batch_size": int, "max_length": i
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="hub id or local folder (safetensors)")
+    p.add_argument("--model", required=True, help="hub id (org/name), local folder (safetensors) or installed alias (minilm)")
     p.add_argument("--task", required=True, help="task name (see `biobench tasks`) or a card .yaml file")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--protocol", default="paper", help="paper | smoke | a YAML file of hyper-parameters")
@@ -42,17 +42,20 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {name: getattr(args, name) for name in OVERRIDE_FLAGS if getattr(args, name) is not None}
     overrides.update(speed_flags(getattr(args, "fast", False), getattr(args, "compile", False)))
+    before = _stamp(record_path(args.out, args.model, _task_name(args.task), args.seed))
     try:
         record = run_cell(args.model, args.task, args.seed, out=args.out, protocol=args.protocol,
                           overrides=overrides, data_dir=args.data_dir, resume=args.resume, device=args.device,
                           trust_remote_code=args.trust_remote_code, progress=not args.json)
     except (ValueError, OSError) as exc:  # CardError, DataError, ModelError, bad protocol, missing files
-        print(f"biobench finetune: {exc}", file=sys.stderr)
+        print("biobench finetune: " + " ".join(str(exc).split()), file=sys.stderr)  # one line
         return 2
+    path = record_path(args.out, args.model, record.task, args.seed)
+    resumed = before is not None and _stamp(path) == before  # run_cell returned the record already there
     if args.json:
         print(json.dumps(record.to_dict(), indent=2))
     else:
-        _summary(record, record_path(args.out, args.model, record.task, args.seed))
+        _summary(record, path, resumed)
     if record.status != "ok":
         if args.json:
             print(record.error, file=sys.stderr)
@@ -60,7 +63,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(record, path) -> None:
+def _task_name(task: str) -> str:
+    """The record folder's task name: a card file's stem is its name (cards.parse_card checks it)."""
+    from pathlib import Path
+
+    return Path(task).stem if task.endswith((".yaml", ".yml")) else task
+
+
+def _stamp(path) -> tuple[int, int] | None:
+    """(inode, mtime) of a record file: a record written by this run replaces the file (atomic rename)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _summary(record, path, resumed: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -79,5 +98,6 @@ def _summary(record, path) -> None:
         style = "bold" if name == record.metric else ""
         table.add_row(name, f"{record.dev.get(name, float('nan')):.2f}", f"{record.test[name]:.2f}", style=style)
     console.print(table)
+    where = f"already recorded ({path}); --no-resume to run again" if resumed else f"record: {path}"
     console.print(f"primary [bold]{record.metric} = {record.primary:.2f}[/] · best epoch {record.best_epoch}/"
-                  f"{record.epochs_run} · {record.duration_s:.0f} s on {record.device}\nrecord: {path}")
+                  f"{record.epochs_run} · {record.duration_s:.0f} s on {record.device}\n{where}", highlight=False, soft_wrap=True)

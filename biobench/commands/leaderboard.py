@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", metavar="S", help="only the tasks of this suite; averages need all of them")
     p.add_argument("--metric", choices=("primary", "dev"), default="primary",
                    help="test score of the primary metric (default) or its dev score")
+    p.add_argument("--compare-anyway", action="store_true",
+                   help="rank and test published cells of another task definition (marked ‡) against runs all the same")
+    p.add_argument("--resamples", type=int, default=1000, metavar="B",
+                   help="paired bootstrap resamples over test examples per task delta (with --baseline; 0: off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     fmt = args.format or (_BY_SUFFIX.get(Path(args.output).suffix.lower(), "rich") if args.output else "rich")
     records, problems = load_records(args.dirs)
     try:
-        board = build(records, baseline=args.baseline, suite=args.suite, metric=args.metric, problems=problems)
+        board = build(records, baseline=args.baseline, suite=args.suite, metric=args.metric, problems=problems,
+                      compare_anyway=args.compare_anyway, resamples=max(0, args.resamples))
     except ValueError as exc:  # unknown baseline or suite: a usage error, said plainly
         print(f"biobench leaderboard: {exc}", file=sys.stderr)
         return 2

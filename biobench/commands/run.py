@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = __doc__.split("\n\n", 1)[1]
     p.add_argument("--model", action="append", required=True, metavar="M",
-                   help="hub id or local folder; repeat for several models")
+                   help="hub id (org/name), local folder or installed alias (minilm); repeat for several models")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--suite", metavar="S", help="every task of this suite (see `biobench tasks --suite`)")
     which.add_argument("--tasks", action="append", metavar="T1,T2", help="comma-separated task names or card files")
@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fail(msg: str) -> int:
-    print(f"biobench run: {msg}", file=sys.stderr)
+    print("biobench run: " + " ".join(msg.split()), file=sys.stderr)  # one line, whatever the message
     return 2
 
 

@@ -1,4 +1,4 @@
-"""`biobench tasks`: list the registry (name, language, kind, metric, max length, data here?)."""
+"""`biobench tasks`: list the registry (name, language, kind, metric, max length, data here?, hub id)."""
 
 from __future__ import annotations
 
@@ -38,13 +38,23 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"biobench tasks ({len(rows)})" + (f" - suite {args.suite}" if args.suite else ""))
-    for col in ("task", "lang", "kind", "metric", "max len", "data here", "hub"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["task"], r["language"], r["kind"], r["metric"], str(r["max_length"]),
-                      "yes" if r["data_here"] else "no", r["hub"] or "-")
-    Console().print(table)
+    # Fits 80 columns and never cuts a name, kind or metric: one space between columns, and the hub
+    # column holds the hub ids only where they fit whole (else yes / -, the ids being in --json).
+    cells = [[r["task"], r["language"], r["kind"], r["metric"], str(r["max_length"]), "yes" if r["data_here"] else "no"]
+             for r in rows]
+    headers = ("task", "lang", "kind", "metric", "length", "data")  # data: its folder is in the mirror
+    width = sum(max([len(h)] + [len(c[i]) for c in cells]) + 1 for i, h in enumerate(headers))
+    console = Console()
+    hub_ids = width + max([3] + [len(r["hub"] or "") for r in rows]) <= console.width
+    table = Table(title=f"biobench tasks ({len(rows)})" + (f" - suite {args.suite}" if args.suite else ""),
+                  box=None, padding=(0, 1, 0, 0), title_justify="left", header_style="bold underline")
+    for col in headers + ("hub",):
+        table.add_column(col, no_wrap=True)
+    for r, c in zip(rows, cells):
+        table.add_row(*c, (r["hub"] or "-") if hub_ids else ("yes" if r["hub"] else "-"))
+    console.print(table)
+    if not hub_ids:
+        Console(stderr=True).print("[dim]hub ids: biobench tasks --json, or a wider terminal[/dim]")
     if data_dir is None:
-        Console(stderr=True).print("[dim]no --data-dir / BIOBENCH_DATA_DIR given: 'data here' is only checked against a local mirror[/dim]")
+        Console(stderr=True).print("[dim]'data' is checked against a local mirror: --data-dir or BIOBENCH_DATA_DIR[/dim]")
     return 0

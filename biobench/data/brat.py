@@ -1,4 +1,4 @@
-"""BRAT standoff: `<doc>.txt` + `<doc>.ann` pairs in a folder, turned into token_ner rows.
+"""BRAT standoff: `<doc>.txt` + `<doc>.ann` pairs in a folder, turned into token_ner or span_ner rows.
 
 Parsed from `.ann`: `T` lines (text-bound entities, `T1<TAB>TYPE start end[;start end...]<TAB>text`,
 offsets in Unicode code points into the `.txt`, end exclusive) and `#` AnnotatorNotes (checked to
@@ -10,6 +10,12 @@ file:line rather than a silently misplaced entity.
 
 Flattening, tokenization and sentence splitting are in `biobench.data.spans` (one rule for every
 standoff corpus). Entity counts are reported per release split, before any holdout carve.
+
+A card of kind `span_ner` gets rows that keep every entity as a character span (nested, crossing and
+same-span ones included; a discontinuous one as its extent, `spans.span_rows`), with two card options
+that reproduce the paper's QUAERO inputs: `samples: line` (one row per line, EMEA) and `nested:
+outermost` (MEDLINE). A fragment list whose fragments overlap is an error, as are offsets outside the
+text and a type the card does not declare; every message names the file, line and annotation id.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator
 from biobench.data.errors import DataError
 from biobench.data.schema import check_label
 from biobench.data.source import ReadContext, SourceFiles, SplitRead, check_options
-from biobench.data.spans import TOKEN_RE, Entity, document_rows
+from biobench.data.spans import TOKEN_RE, Entity, document_rows, span_rows
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ def _parse_t_line(line: str, text: str, where: str, lineno: int) -> Entity:
                         f"(3 tab-separated fields), got {len(parts)} fields")
     ent_id, middle, surface = parts
     etype, _, offsets = middle.partition(" ")
+    where = f"{where}: {ent_id}"  # the file:line and the annotation id, in every message below
     fragments = []
     for frag in offsets.split(";"):
         bounds = frag.split()
@@ -92,6 +99,10 @@ def _parse_t_line(line: str, text: str, where: str, lineno: int) -> Entity:
             raise DataError(f"{where}: offsets {start} {end} outside the text (0..{len(text)} characters) "
                             f"or reversed")
         fragments.append((start, end))
+    ordered = sorted(fragments)
+    for (s1, e1), (s2, e2) in zip(ordered, ordered[1:]):
+        if s2 < e1:
+            raise DataError(f"{where}: fragments {s1} {e1} and {s2} {e2} overlap (expected disjoint fragments)")
     sliced = " ".join(text[s:e] for s, e in fragments)
     if sliced != surface:
         raise DataError(f"{where}: annotated text {surface!r} does not equal the text at {offsets} ({sliced!r})")
@@ -136,7 +147,8 @@ def _types_from_notes(doc: Document, note_type: str, type_map: dict[str, str], w
     return out
 
 
-OPTIONS = {"type_from_note", "type_map"}
+OPTIONS = {"type_from_note", "type_map", "samples", "nested"}
+SPAN_OPTIONS = {"samples": ("document", "line"), "nested": ("keep", "outermost")}  # span_ner only
 
 
 def read(ctx: ReadContext, split: str, entry: Any) -> SplitRead:
@@ -155,14 +167,56 @@ def read(ctx: ReadContext, split: str, entry: Any) -> SplitRead:
                                                      str(ctx.files.root / (doc.id + ".ann")))
                 yield doc
 
-    rows, notes = token_rows(ctx, documents(), lambda doc, ent: f"{ctx.files.root / (doc.id + '.ann')}:{ent.line}")
+    locate = lambda doc, ent: f"{ctx.files.root / (doc.id + '.ann')}:{ent.line}: {ent.id}"  # noqa: E731
+    if ctx.kind == "span_ner":
+        rows, notes = span_rows_of(ctx, documents(), locate)
+    else:
+        for key in SPAN_OPTIONS:
+            if key in ctx.options:
+                raise DataError(f"{ctx.card_path}: field 'data.local.options.{key}': a span_ner option "
+                                f"(this card's kind is {ctx.kind})")
+        rows, notes = token_rows(ctx, documents(), locate)
     return SplitRead(rows=rows, files=list(folders), notes=notes, labels=release_types(ctx, notes))
+
+
+def span_rows_of(ctx: ReadContext, docs: Iterable[Document], locate: Callable[[Document, Entity], str]
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Documents -> span_ner rows (`biobench.data.spans.span_rows`: nested and crossing entities kept,
+    discontinuous ones as their extent) and per-split counts: entities as read, how many are nested,
+    share a span, cross another, are discontinuous, and what the card's `samples` / `nested` options drop."""
+    options = {}
+    for key, allowed in SPAN_OPTIONS.items():
+        options[key] = ctx.options.get(key, allowed[0])
+        if options[key] not in allowed:
+            raise DataError(f"{ctx.card_path}: field 'data.local.options.{key}': expected one of "
+                            f"{list(allowed)}, got {options[key]!r}")
+    rows: list[dict[str, Any]] = []
+    counts: Counter = Counter()
+    by_type: Counter = Counter()
+    ignored: Counter = Counter()
+    n_docs = 0
+    for doc in docs:
+        for ent in doc.entities:
+            check_label(ent.type, ctx.labels, locate(doc, ent))
+            by_type[ent.type] += 1
+        doc_rows, stats = span_rows(doc.id, doc.text, doc.entities, **options)
+        rows.extend(doc_rows)
+        counts.update(stats)
+        ignored.update(doc.ignored)
+        n_docs += 1
+    keys = ("entities", "nested", "same_span", "crossing", "discontinuous", "discontinuous_after_merge",
+            "dropped_nested", "across_lines", "kept")
+    spans = {k: counts[k] for k in keys}
+    spans["by_type"] = dict(sorted(by_type.items()))
+    return rows, {"documents": n_docs, "samples": len(rows), "sample_unit": options["samples"],
+                  "nested_rule": options["nested"], "spans": spans,
+                  "ann_lines": {"ignored": dict(sorted(ignored.items()))}}
 
 
 def release_types(ctx: ReadContext, notes: dict[str, Any]) -> list[str] | None:
     """With `labels: from_data`, the entity types are those of the whole release (every split read), so a
     type that a random split happens to put only in test is still a class; None when the card declares them."""
-    return None if ctx.labels is not None else sorted(notes["flattening"]["by_type"])
+    return None if ctx.labels is not None else sorted((notes.get("spans") or notes["flattening"])["by_type"])
 
 
 def token_rows(ctx: ReadContext, docs: Iterable[Document], locate: Callable[[Document, Entity], str],

@@ -156,7 +156,7 @@ def load_task(card: TaskCard, data_dir: str | Path | None = None) -> LoadedTask:
         raise _not_found(card, root)
 
     _check_release(card, release, files, wanted)
-    final, rule_text = splits.apply_rule(card.data.split, release)
+    final, rule_text = splits.apply_rule(card.data.split, release, card.path)
     for split in SPLITS:
         if not final[split]:
             raise DataError(f"task '{card.name}': split '{split}' is empty after the split rule "

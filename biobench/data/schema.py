@@ -27,6 +27,9 @@ FEATURES: dict[str, datasets.Features] = {
     # choices[i] is the option the card's labels[i] names (FrenchMedMCQA: a..e); answers: the correct ones.
     "multiple_choice": datasets.Features({"id": _STR, "group": _STR, "text": _STR, "choices": datasets.List(_STR),
                                           "answers": datasets.List(_STR)}),
+    # Entities as character spans [start, end) into `text`, nested / crossing ones included; `id`: the annotation's.
+    "span_ner": datasets.Features({"id": _STR, "group": _STR, "text": _STR, "entities": datasets.List(
+        {"id": _STR, "start": datasets.Value("int64"), "end": datasets.Value("int64"), "label": _STR})}),
 }
 
 
@@ -115,6 +118,8 @@ def row_labels(kind: str, row: dict[str, Any]) -> Iterable[str]:
         return row["labels"]
     if kind == "multiple_choice":
         return row["answers"]
+    if kind == "span_ner":
+        return (ent["label"] for ent in row["entities"])
     return ()
 
 

@@ -126,3 +126,107 @@ def document_rows(doc_id: str, text: str, entities: list[Entity],
     rows = [{"id": f"{doc_id}:{n}", "group": doc_id, "tokens": [text[tokens[k][0]:tokens[k][1]] for k in idx],
              "tags": [tags[k] for k in idx]} for n, idx in enumerate(sentences.values())]
     return rows, stats
+
+
+# ---------------------------------------------------------------------------------------------------
+# span_ner rows: entities kept as character spans (nested and crossing ones included).
+#
+# Discontinuous entities follow the paper's code (tabib, src/tabib/data/brat.py `_parse_annotations`,
+# itself after nlstruct): fragments are sorted, fragments separated only by whitespace are merged, and
+# the entity becomes its extent, from the first fragment's start to the last fragment's end, gap
+# included. Nothing is dropped; the span model never sees fragments.
+
+
+def merge_fragments(text: str, fragments: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """Sort fragments; merge neighbours separated by whitespace only (BRAT splits an entity at a line break)."""
+    ordered = sorted(fragments)
+    merged = [list(ordered[0])]
+    for start, end in ordered[1:]:
+        if not text[merged[-1][1]:start].strip():
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return tuple((s, e) for s, e in merged)
+
+
+def overlap_counts(spans: list[tuple[int, int]]) -> Counter:
+    """How many spans are nested in another (inside it, not the same span), share their exact span with
+    another, or cross another (overlap without containment). One span can count in several."""
+    out: Counter = Counter()
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    for n, i in enumerate(order):
+        s, e = spans[i]
+        nested = same = crossing = False
+        for j in range(len(spans)):
+            if j == i:
+                continue
+            t, f = spans[j]
+            if f <= s or e <= t:
+                continue
+            if (t, f) == (s, e):
+                same = True
+            elif t <= s and e <= f:
+                nested = True
+            elif not (s <= t and f <= e):
+                crossing = True
+        out.update(nested=nested, same_span=same, crossing=crossing)
+    return out
+
+
+def outermost(spans: list[tuple[int, int, str]]) -> list[int]:
+    """Indices kept by the paper's `filter_nested` (tabib BRATDatasetAdapter._filter_nested_entities):
+    longest first (then by start, then file order), an entity inside an already kept one, or with the same
+    span, is dropped. Crossing entities are both kept."""
+    order = sorted(range(len(spans)), key=lambda i: (-(spans[i][1] - spans[i][0]), spans[i][0], i))
+    kept: list[int] = []
+    for i in order:
+        s, e = spans[i][:2]
+        if not any(spans[k][0] <= s and e <= spans[k][1] for k in kept):
+            kept.append(i)
+    return sorted(kept)
+
+
+def span_rows(doc_id: str, text: str, entities: list[Entity], *, samples: str = "document",
+              nested: str = "keep") -> tuple[list[dict[str, Any]], Counter]:
+    """One document -> span_ner rows `{id, group, text, entities: [{id, start, end, label}]}`.
+
+    `samples`: "document" (one row, the whole text; the kind cuts long rows into token windows) or
+    "line" (one row per non-blank line, as the paper's code does for QUAERO EMEA: an entity across a
+    line break is dropped and counted as `across_lines`). `nested`: "keep", or "outermost" (the paper's
+    `filter_nested` for QUAERO MEDLINE; dropped ones counted as `dropped_nested`).
+    """
+    spans = []
+    stats: Counter = Counter(entities=len(entities))
+    for ent in entities:
+        fragments = merge_fragments(text, ent.fragments)
+        stats["discontinuous"] += len(ent.fragments) > 1
+        stats["discontinuous_after_merge"] += len(fragments) > 1
+        spans.append((fragments[0][0], fragments[-1][1], ent.type))
+    stats.update(overlap_counts([(s, e) for s, e, _ in spans]))
+    keep = list(range(len(spans)))
+    if nested == "outermost":
+        keep = outermost(spans)
+        stats["dropped_nested"] = len(spans) - len(keep)
+    elif nested != "keep":
+        raise ValueError(f"nested: expected 'keep' or 'outermost', got {nested!r}")
+    if samples == "document":
+        pieces = [(doc_id, 0, len(text))]
+    elif samples == "line":  # row id: <document>:<line number, from 0>
+        pieces, start = [], 0
+        for n, line in enumerate(text.split("\n")):
+            if line.strip():
+                pieces.append((f"{doc_id}:{n}", start, start + len(line)))
+            start += len(line) + 1
+    else:
+        raise ValueError(f"samples: expected 'document' or 'line', got {samples!r}")
+    rows, placed = [], 0
+    for row_id, a, b in pieces:
+        inside = [i for i in keep if a <= spans[i][0] and spans[i][1] <= b]
+        placed += len(inside)
+        rows.append({"id": row_id, "group": doc_id,
+                     "text": text[a:b],
+                     "entities": [{"id": entities[i].id, "start": spans[i][0] - a, "end": spans[i][1] - a,
+                                   "label": spans[i][2]} for i in sorted(inside, key=lambda i: spans[i][:2])]})
+    stats["across_lines"] = len(keep) - placed
+    stats["kept"] = placed
+    return rows, stats

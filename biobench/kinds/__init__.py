@@ -1,6 +1,7 @@
 """Task kinds: how to encode examples, which head, how to decode and score.
 
-One module per kind (`token_ner`, `classification`, `multilabel`, `similarity`, `multiple_choice`), each exporting
+One module per kind (`token_ner`, `classification`, `multilabel`, `similarity`, `multiple_choice`,
+`span_ner`), each exporting
 `KIND`, a subclass of `biobench.kinds.base.Kind`; the interface is described there. Modules are
 imported on demand because they pull in transformers.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-KIND_MODULES = ("token_ner", "classification", "multilabel", "similarity", "multiple_choice")
+KIND_MODULES = ("token_ner", "classification", "multilabel", "similarity", "multiple_choice", "span_ner")
 
 
 def get_kind(name: str):

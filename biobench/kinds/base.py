@@ -9,6 +9,7 @@ length, the label set (None: derived from the training rows) and the training ro
     batch = kind.collator()(features)  # dynamic padding (token labels padded with -100)
     loss = kind.loss(logits, labels)   # training objective on one batch
     scores = kind.score(enc, outputs)  # outputs: one logits array per feature, padding removed
+    per_example = kind.example_predictions(enc, outputs)  # {"gold": [...], "pred": [...], ...}
 
 The loop never looks inside a kind; a kind never sees the optimizer.
 """
@@ -32,7 +33,7 @@ class Encoded:
     features: list[dict[str, Any]]
     gold: Any
     meta: list[Any] = field(default_factory=list)
-    notes: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # counts, and rules used (token_ner: word_split)
 
 
 def as_columns(rows) -> dict[str, list]:
@@ -85,6 +86,19 @@ class Kind:
 
     def score(self, enc: Encoded, outputs: list[np.ndarray]) -> dict[str, float]:
         raise NotImplementedError
+
+    def example_predictions(self, enc: Encoded, outputs: list[np.ndarray]) -> dict[str, Any] | None:
+        """The test split's gold and predicted value per EXAMPLE (not per feature), as plain JSON values,
+        so that significance can resample test examples (`biobench.significance`). None: not exported.
+
+        Returns {"gold": [...], "pred": [...]} (one entry per example, in split order) and optionally
+        "labels" (the names behind integer ids) and "documents" (the document of each row, when the metric
+        gathers rows by document: it is then the unit resampled). The forms `biobench.significance` scores:
+        token_ner: tag ids per word (ids into "labels"); classification: class id; multilabel: sorted
+        list of label ids; similarity: float score; span_ner: list of [start, end, label] per document.
+        Re-scoring these with the card's metric must give the record's test score: the leaderboard checks.
+        """
+        return None
 
 
 class SequenceKind(Kind):

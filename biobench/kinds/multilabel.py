@@ -3,7 +3,10 @@
 Head: AutoModelForSequenceClassification with one logit per label; loss: binary cross-entropy
 on the logits, optionally weighted per label (`protocol.weighted_bce`: pos_weight = n_neg / n_pos
 counted on train, as the paper does for French multi-label tasks, because rare labels otherwise
-learn to never fire). Prediction: sigmoid >= `protocol.threshold`. Scored with micro / macro F1.
+learn to never fire). Prediction: a label fires when its logit > logit(`protocol.threshold`), i.e.
+sigmoid > threshold; at 0.5 that is `logits > 0`, the paper's English rule. Scored with micro / macro F1;
+with a card's `scoring.documents`, also `micro_f1_document`: rows gathered by their `group` (HoC: the
+sentences of one abstract), a document's labels the union of its rows', as BLURB scores HoC.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ MAX_POS_WEIGHT = 100.0
 class Multilabel(SequenceKind):
     name = "multilabel"
 
-    def __init__(self, tokenizer, protocol, max_length, labels, train) -> None:
+    def __init__(self, tokenizer, protocol, max_length, labels, train, scoring: dict | None = None) -> None:
         super().__init__(tokenizer, protocol, max_length, labels, train)
+        self.documents = bool((scoring or {}).get("documents"))
         self.pos_weight = None
         if protocol.weighted_bce:
             y = np.asarray(self.targets(train))
@@ -57,9 +61,30 @@ class Multilabel(SequenceKind):
         weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
         return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=weight)
 
+    def encode(self, rows) -> Encoded:
+        enc = super().encode(rows)
+        if self.documents:  # the document of each row, for micro_f1_document
+            enc.meta = list(as_columns(rows)["group"])
+        return enc
+
+    def predicted(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """0/1 predictions: logit > logit(threshold), exact at 0.5 (`logits > 0`) where a float64 sigmoid
+        rounds a tiny positive logit to 0.5."""
+        t = self.protocol.threshold
+        return np.stack(outputs).astype(np.float64) > np.log(t / (1.0 - t))
+
     def score(self, enc: Encoded, outputs: list[np.ndarray]) -> dict[str, float]:
-        probs = 1.0 / (1.0 + np.exp(-np.stack(outputs).astype(np.float64)))
-        return multilabel_scores(np.asarray(enc.gold), probs >= self.protocol.threshold)
+        return multilabel_scores(np.asarray(enc.gold), self.predicted(outputs),
+                                 documents=enc.meta if self.documents else None)
+
+    def example_predictions(self, enc: Encoded, outputs: list[np.ndarray]) -> dict:
+        """The set of label ids per example (sorted), gold and predicted at the protocol's threshold."""
+        as_sets = lambda hot: [np.flatnonzero(row).tolist() for row in np.asarray(hot)]  # noqa: E731
+        out = {"gold": as_sets(np.asarray(enc.gold) > 0), "pred": as_sets(self.predicted(outputs)),
+               "labels": list(self.labels)}
+        if self.documents:  # the document of each example (micro_f1_document gathers them)
+            out["documents"] = list(enc.meta)
+        return out
 
 
 KIND = Multilabel

@@ -33,5 +33,9 @@ class Similarity(SequenceKind):
     def score(self, enc: Encoded, outputs: list[np.ndarray]) -> dict[str, float]:
         return similarity_scores(enc.gold, [float(o[0]) for o in outputs])
 
+    def example_predictions(self, enc: Encoded, outputs: list[np.ndarray]) -> dict:
+        """Gold and predicted score per text pair."""
+        return {"gold": [float(g) for g in enc.gold], "pred": [float(o[0]) for o in outputs]}
+
 
 KIND = Similarity

@@ -1,9 +1,12 @@
 """Token-level NER (NCBI-disease, BC5CDR, JNLPBA...): one IOB2 tag per pre-tokenized word.
 
 Head: AutoModelForTokenClassification over the tag set `O, B-T1, I-T1, B-T2, I-T2, ...` (entity
-types in card / loader order). Words are split into sub-tokens by a FAST tokenizer
-(`is_split_into_words=True`, `word_ids()`); only a word's FIRST sub-token carries its tag, the
-others are ignored (-100): labelling every sub-token inflates entity counts (transformers #14043).
+types in card / loader order). Words reach the model as they do in running text: they are joined by
+spaces and tokenized with offsets (`biobench.kinds.words`: every word, the first included, gets the
+sub-tokens it has after a space; transformers' `is_split_into_words=True` would cut each word of a
+byte-level BPE tokenizer like ModernBERT's as if it began the text). Only a word's FIRST sub-token
+carries its tag, the others are ignored (-100): labelling every sub-token inflates entity counts
+(transformers #14043).
 
 Nothing is dropped for length. A sentence longer than `max_length` is covered by overlapping
 windows of whole words, each advancing `protocol.window_stride` of a window; every window is a
@@ -25,6 +28,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from biobench.kinds.base import Encoded, Kind, as_columns
+from biobench.kinds.words import tokenize_words, word_split_rule
 from biobench.metrics import ner_scores
 
 IGNORE = -100  # torch's cross-entropy ignore_index: sub-tokens after the first, special tokens
@@ -71,6 +75,7 @@ class TokenNER(Kind):
 
     def __init__(self, tokenizer, protocol, max_length, labels, train) -> None:
         super().__init__(tokenizer, protocol, max_length, labels, train)
+        self.word_split = word_split_rule(tokenizer)  # refuses, before training, a tokenizer the rule cannot serve
         self.tags = ["O"] + [f"{p}-{t}" for t in self.labels for p in ("B", "I")]
         self.tag_index = {t: i for i, t in enumerate(self.tags)}
         self.budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
@@ -98,15 +103,21 @@ class TokenNER(Kind):
             if unknown:
                 raise ValueError(f"token_ner: example {i}: tag {unknown[0]!r} not in the tag set {self.tags}")
 
-        # Pass 1: sub-tokens per word. A word that yields none (a stray control character) would
-        # go unpredicted, so it is replaced by the unknown token.
-        notes = {"examples": len(sentences), "windows": 0, "split_examples": 0, "words_cut": 0, "empty_words": 0}
-        plain = self.tokenizer(sentences, is_split_into_words=True, add_special_tokens=False, verbose=False)
+        # Pass 1: sub-tokens per word. A word that yields none (blank, or a stray control character)
+        # would go unpredicted, so it is replaced by the unknown token.
+        notes = {"examples": len(sentences), "windows": 0, "split_examples": 0, "words_cut": 0, "empty_words": 0,
+                 "word_split": self.word_split.notes()}
+        blank = [[w for w, word in enumerate(words) if not word.strip()] for words in sentences]
+        for words in sentences:
+            words[:] = [word.strip() or self.tokenizer.unk_token for word in words]
+        _, plain_word_ids = tokenize_words(self.tokenizer, sentences, add_special_tokens=False, verbose=False)
         lengths_per_sentence = []
         for i, words in enumerate(sentences):
             counts = [0] * len(words)
-            for w in plain.word_ids(i):
+            for w in plain_word_ids[i]:
                 counts[w] += 1
+            for w in blank[i]:
+                counts[w] = 0  # counted as empty below, as it yields nothing of its own
             for w, c in enumerate(counts):
                 if c == 0:
                     words[w] = self.tokenizer.unk_token
@@ -127,11 +138,11 @@ class TokenNER(Kind):
                 chunks.append(words[a:b])
                 spans.append((i, a, [w for w in range(a, b) if owners[w] == k]))
         notes["windows"] = len(chunks)
-        enc = self.tokenizer(chunks, is_split_into_words=True, truncation=True, max_length=self.max_length)
+        enc, word_ids = tokenize_words(self.tokenizer, chunks, truncation=True, max_length=self.max_length)
 
         features, meta = [], []  # meta: per feature, (example, [(owned word, its first sub-token)])
         for j, (i, a, owned) in enumerate(spans):
-            first = _first_subtokens(enc.word_ids(j))
+            first = _first_subtokens(word_ids[j])
             labels = [IGNORE] * len(enc["input_ids"][j])
             for w, pos in first.items():
                 labels[pos] = self.tag_index[gold[i][a + w]]
@@ -157,6 +168,11 @@ class TokenNER(Kind):
 
     def score(self, enc: Encoded, outputs: list[np.ndarray]) -> dict[str, float]:
         return ner_scores(enc.gold, self.decode(enc, outputs))
+
+    def example_predictions(self, enc: Encoded, outputs: list[np.ndarray]) -> dict:
+        """Tag ids per word, gold and predicted, per sentence (ids into `labels`, the tag list)."""
+        ids = lambda seqs: [[self.tag_index[t] for t in tags] for tags in seqs]  # noqa: E731
+        return {"gold": ids(enc.gold), "pred": ids(self.decode(enc, outputs)), "labels": self.tags}
 
 
 def _first_subtokens(word_ids: list[int | None]) -> dict[int, int]:

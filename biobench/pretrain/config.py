@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 OBJECTIVES = ("mlm", "detour")
+OPTIMIZERS = ("decoupled_adamw", "adamw")  # weight decay rules, biobench/pretrain/optimizer.py
 PHASES = ("phase1", "decay")
 # Fields that may change between a run and its resumption: where to write, how often, when to stop.
 # `fast` too: the speed paths give the same losses to float tolerance, so a run may resume with or without them.
-RUN_CONTROLS = ("out", "resume", "max_steps", "checkpoint_every", "log_every", "fast")
+RUN_CONTROLS = ("out", "resume", "max_steps", "checkpoint_every", "keep_checkpoint", "log_every", "fast")
 
 
 class PretrainError(ValueError):
@@ -52,6 +53,7 @@ class PretrainConfig:
     weight_decay: float = 1e-5
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
+    optimizer: str = "decoupled_adamw"  # the decay rule (optimizer.py): the paper's Composer DecoupledAdamW, or "adamw"
     grad_clip: float = 1.0
     freeze: list[str] = field(default_factory=list)  # "PHASE:A-B"
     seed: int = 0
@@ -66,6 +68,7 @@ class PretrainConfig:
     resume: bool = False
     max_steps: int | None = None
     checkpoint_every: int = 0
+    keep_checkpoint: bool = False      # keep checkpoint.pt after the run (always kept with --checkpoint-every)
     log_every: int = 1
     fast: bool = False                 # speed paths (biobench/pretrain/fast.py)
 
@@ -79,6 +82,10 @@ class PretrainConfig:
                 raise PretrainError(f"--{name.replace('_', '-')} {getattr(self, name)}: expected a positive integer")
         if not 0 <= self.decay_fraction:
             raise PretrainError(f"--decay-fraction {self.decay_fraction}: expected a fraction >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise PretrainError(f"--optimizer {self.optimizer}: expected one of {', '.join(OPTIMIZERS)}")
+        if not self.lr > 0:
+            raise PretrainError(f"--lr {self.lr}: expected a positive peak learning rate")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise PretrainError(f"--precision {self.precision}: expected auto, bf16 or fp32")
         parse_freeze(self.freeze)  # format check now; layer range checked against the model later
@@ -121,6 +128,10 @@ class PretrainConfig:
     def from_dict(cls, d: dict) -> PretrainConfig:
         d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
         d["betas"] = tuple(d.get("betas", (0.9, 0.98)))
+        # pretrain_config.json records the optimizer as a description; checkpoints written before the field
+        # existed were trained with torch's coupled AdamW, so resuming one under another rule is refused
+        optimizer = d.get("optimizer", "adamw")
+        d["optimizer"] = optimizer["name"] if isinstance(optimizer, dict) else optimizer
         return cls(**d)
 
     def save(self, path: Path, extra: dict | None = None) -> None:

@@ -33,6 +33,7 @@ from biobench.pretrain.corpus import Prefetch, check_readable, corpus_files, mic
 from biobench.pretrain.freeze import check_range, frozen_parameters
 from biobench.pretrain.model import init_pooler, load_masked_lm, load_tokenizer, names
 from biobench.pretrain.objectives import check_causal, clm_labels, lm_loss, mask_generator, mask_tokens, set_causal
+from biobench.pretrain.optimizer import build_optimizer, describe
 from biobench.pretrain.pretokenized import is_pack, open_pack
 from biobench.pretrain.schedule import learning_rate
 
@@ -57,6 +58,9 @@ def train(cfg: PretrainConfig) -> int:
     if packed:
         needed = sum(p.steps for p in phases) * cfg.accum_steps * cfg.world_size * cfg.micro_batch
         rows, pack_meta = open_pack(cfg.corpus[0], tokenizer, cfg.seq_len, needed)
+    # --init-missing-head draws the head from torch's generator, which torch seeds from the OS in every process:
+    # seeded here, the detour and its twin start from the same head (tests/test_pretrain_head_seed.py)
+    torch.manual_seed(cfg.seed)
     model, new_head = load_masked_lm(cfg.init, init_missing_head=cfg.init_missing_head)
     for phase in phases:
         if phase.freeze:
@@ -72,6 +76,8 @@ def train(cfg: PretrainConfig) -> int:
         difference = PretrainConfig.from_dict(checkpoint["config"]).first_difference(cfg)
         if difference:
             raise PretrainError(f"--resume: configuration differs from the checkpoint's ({difference})")
+    elif (out / "pretrain_config.json").exists():  # finished, its checkpoint not kept: never overwrite its model
+        raise PretrainError(f"--out {out}: holds the model of a finished run; choose another --out")
     if main:
         out.mkdir(parents=True, exist_ok=True)
         if cfg.resume and checkpoint is None:
@@ -81,12 +87,10 @@ def train(cfg: PretrainConfig) -> int:
         if speed:
             print(f"--fast: {speed}", file=sys.stderr)
 
-    # ---- optimizer: AdamW, weight decay on matrices only (not on biases and norms) ---------------------------------
-    matrices = [p for p in model.parameters() if p.ndim >= 2]
-    vectors = [p for p in model.parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": cfg.weight_decay},
-                                   {"params": vectors, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                                  fused=True if cfg.fast and device.type == "cuda" else None)
+    # ---- optimizer: AdamW, by default with the paper's decoupled weight decay (optimizer.py), none on biases and norms
+    adamw = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                 fused=True if cfg.fast and device.type == "cuda" else None)
+    optimizer = build_optimizer(model, cfg.optimizer, **adamw)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
     step = 0  # optimizer steps done, over both phases
@@ -191,17 +195,22 @@ def train(cfg: PretrainConfig) -> int:
     fast.disable(raw)
 
     # ---- output: a standard, bidirectional Hugging Face checkpoint ------------------------------------------------
-    _save_checkpoint(accelerator, model, optimizer, cfg, step, out)
+    keep = cfg.checkpoint_every or cfg.keep_checkpoint  # weights + optimizer state (3x the model) only when asked for
+    if keep:
+        _save_checkpoint(accelerator, model, optimizer, cfg, step, out)
     state = accelerator.get_state_dict(model)
     if main:
         pooler = init_pooler(cfg.init, raw)  # unchanged by pretraining; task heads load it (see init_pooler)
         raw.save_pretrained(out, state_dict={**state, **pooler})
         tokenizer.save_pretrained(out)
         cfg.save(out / "pretrain_config.json", extra={
+            "optimizer": describe(cfg.optimizer, **adamw),
             "initialized_head_weights": new_head, "carried_from_init": sorted(pooler), "corpus_pack": pack_meta,
             "phases": [dataclasses.asdict(p) for p in phases],
             "versions": _versions()})
         log.close()
+        if not keep and (out / CHECKPOINT).exists():  # the one this run resumed from, superseded by the final model
+            (out / CHECKPOINT).unlink()
         print(f"saved {out}", file=sys.stderr)
     accelerator.wait_for_everyone()
     return 0

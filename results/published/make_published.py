@@ -11,7 +11,9 @@ leaderboard recomputes it (tests/test_leaderboard_published.py checks it against
 A published record carries a mean only: `primary` is the paper's number, `seed` is -1 (no seed),
 `notes.n_seeds` the paper's seed count (French 9, English 5), `notes.row` / `notes.column` the
 row and column in the paper's table (the leaderboard keeps the paper's order), and
-`protocol = {"name": "paper", ...}` so a new `--protocol paper` run lands in the same table.
+`protocol = {"name": "paper", ...}` so a new `--protocol paper` run lands in the same table, and
+`definition` what the number measures (kind, metric, and where the paper's code states them the data
+release, split and unit: DEFINITIONS), which the leaderboard compares with the runs' before ranking them together.
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ COLUMNS = {
         "GAD": ("gad", "classification", "micro_f1"),
         "HoC": ("hoc", "multilabel", "micro_f1"),
     },
+}
+# What the paper's numbers measure beyond kind and metric, where its code states it
+# (/work/shared/reference/eval-code-facts.md): stored in each record's `definition`, so that the leaderboard
+# compares these declared fields with the runs' (records carry their card's), not task names. A field not
+# stated here is not compared.
+DEFINITIONS = {
+    "chemprot": {"release": "ncbi-nlp/BLUE_Benchmark ChemProt (BLUE's TSVs: 18,035 / 11,268 / 15,745 rows)"},
+    "hoc": {"release": "qanastek/HoC", "unit": "sentence",
+            "split": "BLURB's PMID lists (1,295 / 186 / 371 abstracts)"},
 }
 SECTIONS = {"French": "fr", "English": "en"}
 N_SEEDS = {"fr": 9, "en": 5}
@@ -109,6 +120,7 @@ def records(text: str | None = None) -> list[RunRecord]:
                 model=row["model"], model_sha="", task=task, language=lang, kind=kind, seed=-1,
                 protocol={"name": "paper", "reference": PAPER}, metric=metric,
                 test={metric: row["scores"][task]}, primary=row["scores"][task], source="published", notes=notes,
+                definition={"kind": kind, "metric": metric, **DEFINITIONS.get(task, {})},
                 created_at="2026-05-12T00:00:00+00:00",
             ))
     return out

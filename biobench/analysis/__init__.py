@@ -1,0 +1,1 @@
+"""Analyses of checkpoints (what changed between two encoders), as opposed to scores on tasks."""
