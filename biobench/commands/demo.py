@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from biobench.models import resolve_model
 
     console = Console()
+    if not console.is_terminal:  # a log file: never squeeze the leaderboard to a default 80 columns
+        console = Console(width=max(console.width, 160))
     model = args.model or resolve_model("minilm")  # the CLI already resolved an alias given with --model
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="biobench-demo-"))
     console.print(f"[bold]biobench demo[/bold]: {model}\nrecords -> {out}", soft_wrap=True)
