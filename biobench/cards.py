@@ -55,7 +55,7 @@ _CARD_FIELDS = {
 _SCORING_FIELDS = {"classification": {"negative_class", "metric"}, "multilabel": {"documents", "metric"}}
 _METRIC_NEEDS = {"micro_f1_positive": "negative_class", "micro_f1_document": "documents"}
 _DATA_FIELDS = {"local", "hub", "split", "obtain", "release", "fetch"}
-_FETCH_FIELDS = {"base", "files"}
+_FETCH_FIELDS = {"base", "files", "manifest"}
 _LOCAL_FIELDS = {"dir", "format", "files", "options"}
 _HUB_FIELDS = {"path", "name", "revision", "columns", "splits"}
 
@@ -311,7 +311,13 @@ def _parse_fetch(path: Path, raw: Any, local: LocalSource | None) -> FetchSpec:
                     "data.fetch")
     if not base.startswith("https://"):
         raise _err(path, "data.fetch.base", "an https:// URL of a pinned release", base)
-    files = _require(path, raw, "files", dict, "a mapping relative path -> sha256", "data.fetch")
+    if ("files" in raw) == ("manifest" in raw):
+        raise _err(path, "data.fetch", "exactly one of 'files' (relative path -> sha256) or 'manifest' (a sha256sum "
+                   "file beside the card, for releases of many files)")
+    if "manifest" in raw:
+        files = _read_manifest(path, raw["manifest"])
+    else:
+        files = _require(path, raw, "files", dict, "a mapping relative path -> sha256", "data.fetch")
     if not files:
         raise _err(path, "data.fetch.files", "at least one file")
     for rel, digest in files.items():
@@ -322,6 +328,24 @@ def _parse_fetch(path: Path, raw: Any, local: LocalSource | None) -> FetchSpec:
         if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
             raise _err(path, f"data.fetch.files.{rel}", "a sha256 (64 lower-case hex digits)", digest)
     return FetchSpec(base=base.rstrip("/"), files=dict(files))
+
+
+def _read_manifest(card: Path, name: Any) -> dict[str, str]:
+    """`data.fetch.manifest: NAME`: the file NAME beside the card, in `sha256sum` format (one `<sha256>  <path>`
+    a line), pins a release of thousands of files (HoC, JNLPBA, QUAERO) without a card thousands of lines long.
+    Several cards of one release share it. Paths and digests are then checked like `files`."""
+    if not isinstance(name, str) or "/" in name or "\\" in name or not name.endswith(".sha256"):
+        raise _err(card, "data.fetch.manifest", "the name of a .sha256 file beside the card", name)
+    manifest = Path(card).parent / name
+    if not manifest.is_file():
+        raise _err(card, "data.fetch.manifest", f"an existing file ({manifest})", name)
+    files: dict[str, str] = {}
+    for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        digest, sep, rel = line.partition("  ")
+        if not sep or not rel:
+            raise CardError(f"{manifest}:{number}: expected '<sha256>  <relative path>' (sha256sum format), got {line!r}")
+        files[rel] = digest
+    return files
 
 
 # ----------------------------------------------------------------------------------------------
