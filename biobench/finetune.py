@@ -194,7 +194,7 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
 def compile_encoder(net, backend: str = "inductor") -> int:
     """`compile_layers`: every encoder layer compiled in place, dynamic in batch and length (fine-tuning
     batches come in many padded lengths). Returns how many layers were compiled."""
-    from biobench.pretrain.fast import compile_layers
+    from biobench.compiling import compile_layers
 
     return compile_layers(net, backend, dynamic=True)
 
@@ -377,7 +377,7 @@ def train_and_score(model: str, card: TaskCard, task_data, seed: int, protocol: 
     net.to(dev)
     compiled = None
     if protocol.compile_layers and dev.type == "cuda":
-        from biobench.pretrain.fast import compiled_graphs
+        from biobench.compiling import compiled_graphs
 
         compiled = {"layers": compile_encoder(net), "graphs_before": compiled_graphs()}
     # setup_s = tokenizer + encoding (encode_s) + model load (model_load_s); keep_s: copies of the best state

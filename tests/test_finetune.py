@@ -517,7 +517,7 @@ def test_compiled_layers_give_the_eager_loss_and_gradients_at_any_length():
     from transformers import ModernBertConfig, ModernBertForTokenClassification
 
     from biobench.attention import use_padding_safe_sdpa
-    from biobench.pretrain.fast import compiled_graphs
+    from biobench.compiling import compiled_graphs
 
     config = ModernBertConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                               num_attention_heads=2, local_attention=4, global_attn_every_n_layers=3,

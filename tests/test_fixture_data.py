@@ -19,6 +19,7 @@ def sample_card(name: str, folder: Path, split: dict) -> object:
     """The packaged card `name` with another split rule (a card's group counts fit only the full release)."""
     raw = yaml.safe_load(Path(get_card(name).path).read_text(encoding="utf-8"))
     raw["data"]["split"] = split
+    raw["data"].pop("fetch", None)  # its manifest stays beside the packaged card; this copy reads, never fetches
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return parse_card(path)

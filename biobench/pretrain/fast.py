@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from biobench.compiling import compile_layers, compiled_graphs, encoder_layers  # noqa: F401 (fast.compiled_graphs)
 from biobench.pretrain.config import PretrainError
-from biobench.pretrain.freeze import encoder_layers
 
 ATTENTION = "biobench_flex_local"
 CUDNN_FLAG = "biobench_cudnn_attention"  # set on ModernBERT's attention modules: global layers through cuDNN
@@ -60,16 +60,6 @@ def enable(model: nn.Module, *, flex: bool, compile_backend: str | None = "induc
         enabled["compiled_layers"] = compile_layers(model, compile_backend, dynamic=False)  # packed: one length
         model.loss_function = functools.partial(masked_lm_loss, _compiled_cross_entropy(compile_backend))
     return enabled
-
-
-def compile_layers(model: nn.Module, backend: str, *, dynamic: bool) -> int:
-    """`torch.compile` every encoder layer in place (weight names unchanged; the embeddings, head and loss
-    stay eager); returns how many. Pretraining (one packed length) and fine-tuning (`compile_layers`,
-    dynamic lengths) share it."""
-    layers = encoder_layers(model)
-    for layer in layers:
-        layer.compile(backend=backend, dynamic=dynamic)
-    return len(layers)
 
 
 def expected_graphs(model: nn.Module) -> int:
@@ -192,10 +182,3 @@ def _register() -> None:
     from transformers import AttentionInterface
 
     AttentionInterface.register(ATTENTION, flex_local_attention)
-
-
-def compiled_graphs() -> int:
-    """Graphs dynamo has compiled in this process (the benchmark's recompile guard reads it)."""
-    from torch._dynamo.utils import counters
-
-    return int(counters["stats"]["unique_graphs"])

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from torch import nn
 
+from biobench import compiling
 from biobench.pretrain.config import PretrainError
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The transformer blocks: the first ModuleList with one entry per `config.num_hidden_layers`."""
-    n = model.config.num_hidden_layers
-    for _, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) == n:
-            return module
-    raise PretrainError(f"--freeze: cannot find the {n} encoder layers of {type(model).__name__}")
+    """The transformer blocks (`compiling.encoder_layers`), with the error a `--freeze` user can act on."""
+    try:
+        return compiling.encoder_layers(model)
+    except ValueError as err:
+        raise PretrainError(f"--freeze: {err}") from None
 
 
 def check_range(model: nn.Module, phase: str, layers: tuple[int, int]) -> None:
