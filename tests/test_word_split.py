@@ -361,3 +361,24 @@ def test_a_bad_tokenizer_is_refused_before_the_model_loads(abstracts, fixture_da
     protocol = resolve_protocol("smoke", "en", "token_ner", flags=SMALL)
     with pytest.raises(ModelError, match="does not split text at spaces"):
         ft.train_and_score(model, card, data, 1, protocol, progress=False)
+
+
+def test_finetune_and_run_refuse_a_bad_tokenizer_in_one_line_and_write_no_record(abstracts, fixture_data, tmp_path,
+                                                                                  capsys):
+    """The refusal is a model error (issue 17: no record for a model error), before any cell of a sweep runs."""
+    from tokenizers import pre_tokenizers
+
+    from biobench.cli import main
+
+    folder = _bpe_without_space_split(tmp_path, abstracts, pre_tokenizers.Punctuation())
+    model = _tiny_modernbert(tmp_path / "tiny-modernbert", folder)
+    out = tmp_path / "runs"
+    capsys.readouterr()  # the fixture's own saving output
+    common = ["--protocol", "smoke", "--data-dir", str(fixture_data), "--out", str(out)]
+    assert main(["finetune", "--model", model, "--task", "ncbi_disease", "--seed", "1", *common]) == 2
+    err = capsys.readouterr().err
+    assert "does not split text at spaces" in err and len(err.strip().splitlines()) == 1, err
+    assert main(["run", "--model", model, "--tasks", "ncbi_disease", "--seeds", "1", *common]) == 2
+    err = capsys.readouterr().err
+    assert "does not split text at spaces" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists() or not any(out.rglob("*.json"))

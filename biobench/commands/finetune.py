@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     overrides.update(speed_flags(getattr(args, "fast", False), getattr(args, "compile", False)))
     before = _stamp(record_path(args.out, args.model, _task_name(args.task), args.seed))
     try:
+        if _kind(args.task) == "token_ner":  # a tokenizer the word-split rule refuses is a model error: no record
+            from biobench.kinds.words import check_models_for_word_split
+
+            check_models_for_word_split([args.model], trust_remote_code=args.trust_remote_code)
         record = run_cell(args.model, args.task, args.seed, out=args.out, protocol=args.protocol,
                           overrides=overrides, data_dir=args.data_dir, resume=args.resume, device=args.device,
                           trust_remote_code=args.trust_remote_code, progress=not args.json)
@@ -68,6 +72,13 @@ def _task_name(task: str) -> str:
     from pathlib import Path
 
     return Path(task).stem if task.endswith((".yaml", ".yml")) else task
+
+
+def _kind(task: str) -> str:
+    """The task's kind, from its card (a registered name or a card file)."""
+    from biobench.cards import get_card, parse_card
+
+    return (parse_card(task) if task.endswith((".yaml", ".yml")) else get_card(task)).kind
 
 
 def _stamp(path) -> tuple[int, int] | None:

@@ -98,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
         models = list(dict.fromkeys(args.model))
         for m in models:
             check_model(m)
+        if any(get_card(spec, registry).kind == "token_ner" for spec in cards.values()):
+            from biobench.kinds.words import check_models_for_word_split  # refused here, not as failed records
+
+            check_models_for_word_split(models, trust_remote_code=args.trust_remote_code)
         seeds = sweep.parse_seeds(args.seeds, args.seed_list)
         shard = sweep.parse_shard(args.shard)
         devices = sweep.worker_devices(args.device, args.runs_per_gpu, args.workers)

@@ -183,3 +183,12 @@ def split_words(tokenizer, sentences: Sequence[Sequence[str]]) -> list[list[list
         out.append(per_word)
     return out
 
+
+
+def check_models_for_word_split(models: Sequence[str], *, trust_remote_code: bool = False) -> None:
+    """Before a `token_ner` run or sweep writes anything: refuse, in one line, a model whose tokenizer the
+    running-text rule cannot serve (`word_split_rule`), so no failed record stands for a model error."""
+    from biobench.models import load_tokenizer
+
+    for model in models:
+        word_split_rule(load_tokenizer(model, trust_remote_code=trust_remote_code, need_fast=True))
