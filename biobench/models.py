@@ -162,15 +162,3 @@ def _hash_files(files: tuple[tuple[str, int, int], ...]) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
-
-
-def versions() -> dict[str, str]:
-    """Library versions a record carries (numbers move between releases of these)."""
-    import datasets
-    import torch
-    import transformers
-
-    import biobench
-
-    return {"biobench": biobench.__version__, "torch": torch.__version__,
-            "transformers": transformers.__version__, "datasets": datasets.__version__}
