@@ -55,7 +55,7 @@ _CARD_FIELDS = {
 _SCORING_FIELDS = {"classification": {"negative_class", "metric"}, "multilabel": {"documents", "metric"}}
 _METRIC_NEEDS = {"micro_f1_positive": "negative_class", "micro_f1_document": "documents"}
 _DATA_FIELDS = {"local", "hub", "split", "obtain", "release", "fetch"}
-_FETCH_FIELDS = {"base", "files", "manifest"}
+_FETCH_FIELDS = {"base", "packaged", "files", "manifest", "archive", "sha256"}
 _LOCAL_FIELDS = {"dir", "format", "files", "options"}
 _HUB_FIELDS = {"path", "name", "revision", "columns", "splits"}
 
@@ -87,12 +87,19 @@ class HubSource:
 
 @dataclass(frozen=True)
 class FetchSpec:
-    """A public release pinned file by file, for `biobench data fetch`: each file is downloaded from
-    `base/<path>` (a commit-pinned URL, so the bytes cannot change), checked against its sha256 and put
-    at `<data dir>/<data.local.dir>/<path>`."""
+    """A public release pinned file by file, for `biobench data fetch`. `files` always lists what ends up
+    at `<data dir>/<data.local.dir>/<path>`, each with its sha256; the source says where the bytes come from:
+    - `base` alone: each file is downloaded from `base/<path>` (a commit-pinned URL, so the bytes cannot change);
+    - `base` + `archive`: one zip at `base/<archive>`, itself pinned by `archive_sha256`, whose members at the
+      same paths are extracted (members not listed, e.g. other languages or macOS junk, are skipped);
+    - `packaged`: a folder of the installed biobench package holding the files (a table biobench derived
+      from a release no standard library can read, e.g. BIOSSES's .rar of .docx tables)."""
 
-    base: str  # e.g. https://raw.githubusercontent.com/<org>/<repo>/<commit>/<folder>
-    files: dict[str, str]  # path relative to base and to data.local.dir -> sha256 (64 hex digits)
+    base: str  # e.g. https://raw.githubusercontent.com/<org>/<repo>/<commit>/<folder>; "" when packaged
+    files: dict[str, str]  # path relative to base (or the archive) and to data.local.dir -> sha256 (64 hex digits)
+    archive: str | None = None  # a .zip below base holding `files` at the same paths
+    archive_sha256: str | None = None
+    packaged: str | None = None  # a folder relative to the biobench package, e.g. demo_data/en/biosses
 
 
 @dataclass(frozen=True)
@@ -303,14 +310,38 @@ def _parse_data(path: Path, raw: dict) -> DataSpec:
 
 
 def _parse_fetch(path: Path, raw: Any, local: LocalSource | None) -> FetchSpec:
-    """`data.fetch: {base: https://..., files: {relative/path: sha256}}`; it fills the `data.local` folder."""
+    """`data.fetch` fills the `data.local` folder (see FetchSpec). The source is `base: https://...` (raw files
+    at a pinned commit; with `archive: NAME.zip` and its `sha256`, one zip there) or `packaged: FOLDER`; the
+    contents are `files: {relative/path: sha256}` or `manifest: NAME.sha256` beside the card."""
     raw = _check_keys(path, "data.fetch", raw, _FETCH_FIELDS)
     if local is None:
         raise _err(path, "data.fetch", "a 'data.local' folder beside it (the folder fetch fills)")
-    base = _require(path, raw, "base", str, "an https:// URL of a pinned release (e.g. raw files at a commit)",
-                    "data.fetch")
-    if not base.startswith("https://"):
-        raise _err(path, "data.fetch.base", "an https:// URL of a pinned release", base)
+    if ("base" in raw) == ("packaged" in raw):
+        raise _err(path, "data.fetch", "exactly one of 'base' (an https:// URL of a pinned release) or 'packaged' "
+                   "(a folder of the biobench package)")
+    base, packaged = "", None
+    if "base" in raw:
+        base = _require(path, raw, "base", str, "an https:// URL of a pinned release (e.g. raw files at a commit)",
+                        "data.fetch")
+        if not base.startswith("https://"):
+            raise _err(path, "data.fetch.base", "an https:// URL of a pinned release", base)
+    else:
+        packaged = raw["packaged"]
+        if not (isinstance(packaged, str) and _inside(packaged) and (_package_root() / packaged).is_dir()):
+            raise _err(path, "data.fetch.packaged", "a folder of the installed biobench package (e.g. "
+                       "demo_data/en/biosses)", packaged)
+    archive = archive_sha256 = None
+    if "sha256" in raw and "archive" not in raw:
+        raise _err(path, "data.fetch.sha256", "an 'archive' beside it (sha256 pins the archive; files carry their own)")
+    if "archive" in raw:
+        archive, archive_sha256 = raw["archive"], raw.get("sha256")
+        if packaged is not None:
+            raise _err(path, "data.fetch.archive", "no archive with 'packaged' (the package holds the files themselves)")
+        if not (isinstance(archive, str) and _inside(archive) and archive.endswith(".zip")):
+            raise _err(path, "data.fetch.archive", "the path of a .zip below base (the archive format fetch extracts)",
+                       archive)
+        if not _is_sha256(archive_sha256):
+            raise _err(path, "data.fetch.sha256", "the archive's sha256 (64 lower-case hex digits)", archive_sha256)
     if ("files" in raw) == ("manifest" in raw):
         raise _err(path, "data.fetch", "exactly one of 'files' (relative path -> sha256) or 'manifest' (a sha256sum "
                    "file beside the card, for releases of many files)")
@@ -321,13 +352,27 @@ def _parse_fetch(path: Path, raw: Any, local: LocalSource | None) -> FetchSpec:
     if not files:
         raise _err(path, "data.fetch.files", "at least one file")
     for rel, digest in files.items():
-        parts = str(rel).split("/")
-        if not isinstance(rel, str) or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts):
+        if not (isinstance(rel, str) and _inside(rel)):
             raise _err(path, f"data.fetch.files.{rel}", "a relative path inside the task folder (no '..', '/' or '\\' "
                        "at the start)")
-        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        if not _is_sha256(digest):
             raise _err(path, f"data.fetch.files.{rel}", "a sha256 (64 lower-case hex digits)", digest)
-    return FetchSpec(base=base.rstrip("/"), files=dict(files))
+    return FetchSpec(base=base.rstrip("/"), files=dict(files), archive=archive, archive_sha256=archive_sha256,
+                     packaged=packaged)
+
+
+def _inside(rel: str) -> bool:
+    """A relative path that stays inside its folder: no leading '/', no '\\', no empty, '.' or '..' part."""
+    return not rel.startswith("/") and "\\" not in rel and all(p not in ("", ".", "..") for p in rel.split("/"))
+
+
+def _is_sha256(digest: Any) -> bool:
+    return isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+
+
+def _package_root() -> Path:
+    """The installed biobench package (where `data.fetch.packaged` folders live)."""
+    return Path(str(resources.files("biobench")))
 
 
 def _read_manifest(card: Path, name: Any) -> dict[str, str]:

@@ -271,8 +271,10 @@ def test_every_pin_matches_the_mirror_and_covers_the_files_the_card_reads(shared
 
 
 def test_fetch_every_pinned_corpus_from_a_local_copy_of_the_mirror(shared_data, server, tmp_path, capsys):
-    pinned = {name: card for name, card in load_registry().items() if card.data.fetch}
-    for card in pinned.values():
+    """Every card pinned file by file (raw files or the biobench package); the zip-pinned ones (DDI, MANTRA) are
+    fetched from archives rebuilt from the mirror in test_data_fetch_archive.py."""
+    pinned = {name: card for name, card in load_registry().items() if card.data.fetch and not card.data.fetch.archive}
+    for card in (c for c in pinned.values() if not c.data.fetch.packaged):
         for rel in card.data.fetch.files:
             served = server.root / urlsplit(f"{card.data.fetch.base}/{rel}").path.lstrip("/")
             served.parent.mkdir(parents=True, exist_ok=True)

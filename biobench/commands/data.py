@@ -151,8 +151,7 @@ def fetch(names: list[str], registry, to: str | None) -> int:
             print(f"{name}: error: {exc}", file=sys.stderr, flush=True)
             missing += 1
             continue
-        done = f"{len(got.downloaded)} downloaded" + (f", {len(got.present)} already there" if got.present else "")
-        print(f"{name}: {len(card.data.fetch.files)} files, sha256 verified ({done}) -> {got.folder}", flush=True)
+        print(f"{name}: {got.summary()}", flush=True)
     if missing < len(dict.fromkeys(names)):
         print(f"data directory: {to_dir} (use --data-dir {to_dir} or export BIOBENCH_DATA_DIR={to_dir})")
     return 0 if missing == 0 else 1
