@@ -123,6 +123,10 @@ def test_output_is_a_bidirectional_hf_checkpoint(twins):
     recorded = json.loads((out / "pretrain_config.json").read_text())
     assert recorded["objective"] == "detour" and recorded["accum_steps"] == 2 and recorded["batch_tokens"] == 1024
     assert recorded["phases"][0]["objective"] == "clm" and recorded["versions"]["torch"] == torch.__version__
+    # the checkpoint names the code that made it, as fine-tuning records do (provenance.code_versions)
+    from biobench.provenance import source_sha256
+
+    assert recorded["versions"]["biobench_source"] == source_sha256() and recorded["versions"]["accelerate"]
 
 
 def test_killed_run_resumes_to_the_same_weights(tiny_bert, corpus, tmp_path):

@@ -36,6 +36,7 @@ from biobench.pretrain.objectives import check_causal, clm_labels, lm_loss, mask
 from biobench.pretrain.optimizer import build_optimizer, describe
 from biobench.pretrain.pretokenized import is_pack, open_pack
 from biobench.pretrain.schedule import learning_rate
+from biobench.provenance import code_versions
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -207,7 +208,7 @@ def train(cfg: PretrainConfig) -> int:
             "optimizer": describe(cfg.optimizer, **adamw),
             "initialized_head_weights": new_head, "carried_from_init": sorted(pooler), "corpus_pack": pack_meta,
             "phases": [dataclasses.asdict(p) for p in phases],
-            "versions": _versions()})
+            "versions": {**code_versions(), "accelerate": _accelerate_version()}})
         log.close()
         if not keep and (out / CHECKPOINT).exists():  # the one this run resumed from, superseded by the final model
             (out / CHECKPOINT).unlink()
@@ -255,11 +256,7 @@ def _truncate_log(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in kept))
 
 
-def _versions() -> dict:
+def _accelerate_version() -> str:
     import accelerate
-    import transformers
 
-    import biobench
-
-    return {"biobench": biobench.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "accelerate": accelerate.__version__}
+    return accelerate.__version__

@@ -2,7 +2,8 @@
 # Here: file what a device.sh call brought back (its files_at folder) into this results folder.
 #   records-IofN.tar.xz -> records/ (the state of the sweep: commit them as they come)
 #   pretrain.tar.xz     -> pretrain/ (log.jsonl, pretrain_config.json, .bf16 of each arm; head-init-*.json; pack meta)
-#   cka.txt, cka/       -> cka.txt, cka/ (cka.json, cka.svg, cka.png)
+#                          and its out/cka.txt, out/cka/ -> cka.txt, cka/ (cka.json, cka.svg, cka.png)
+#   ARM.*               -> left where they are: reassemble.sh FILES_AT ARM rebuilds the checkpoint
 #   *.log               -> logs/ (appended when a log of that name exists: one step can take several calls)
 #
 #   results/2026-12-04-replication-minilm/collect.sh FILES_AT
@@ -18,6 +19,11 @@ for f in "$FROM"/records-*.tar.xz; do
 done
 if [ -f "$FROM/pretrain.tar.xz" ]; then
     mkdir -p "$HERE/pretrain" && tar -C "$HERE/pretrain" -xJf "$FROM/pretrain.tar.xz" && echo "pretrain.tar.xz -> $HERE/pretrain"
+    if [ -d "$HERE/pretrain/out" ]; then  # the check and cka output travel inside pretrain.tar.xz (device.sh)
+        [ -f "$HERE/pretrain/out/cka.txt" ] && mv "$HERE/pretrain/out/cka.txt" "$HERE/cka.txt"
+        [ -d "$HERE/pretrain/out/cka" ] && mkdir -p "$HERE/cka" && mv "$HERE"/pretrain/out/cka/* "$HERE/cka/" && echo "cka -> $HERE/cka"
+        rm -rf "$HERE/pretrain/out"
+    fi
 fi
 [ -f "$FROM/cka.txt" ] && cp "$FROM/cka.txt" "$HERE/cka.txt"
 [ -d "$FROM/cka" ] && mkdir -p "$HERE/cka" && cp "$FROM"/cka/* "$HERE/cka/" && echo "cka -> $HERE/cka"

@@ -6,6 +6,9 @@
 #   bash results/2026-12-04-replication-minilm/device.sh cka                  # check + cka (if pretrain stopped before)
 #   bash results/2026-12-04-replication-minilm/device.sh finetune I/N         # shard I of N of the fine-tuning grid
 #   bash results/2026-12-04-replication-minilm/device.sh export ARM           # a checkpoint as <=15 MiB chunks, for a later lease
+# EXPORT=ARM (pretrain, finetune) also exports that checkpoint in the same call; THEN_FINETUNE=I/N (pretrain)
+# fine-tunes that shard for the time left after cka. At most 8 files come back: pretrain.tar.xz (logs, pack
+# meta, check and cka output), STEP.log, records-IofN.tar.xz, and an export's 5 files.
 #
 # Carried (pack.sh prepares them here): .devdata/minilm, .devdata/data.tar.xz, .devdata/repl.tar.xz, .whl, and
 # for a lease that fine-tunes a checkpoint pretrained in an earlier one, .devdata/ckpt/ARM (reassemble.sh).
@@ -46,28 +49,39 @@ touch "$W/.call-start"
 echo "set-up: $(( $(date +%s) - START )) s"
 
 step() { timeout --signal=TERM --kill-after=20 "$(( $(left) - ${RESERVE_S:-40} ))" bash "$HERE/make.sh" "$@"; }
+export_arm() {  # a finished checkpoint as 3 chunks of <=15 MiB + its other files + its sha256 (5 files back)
+    local arm=$1 dir=$W/ckpt/$1
+    [ -f "$dir/.bf16" ] || { echo "device.sh export: $dir is not a finished, bf16-rounded checkpoint"; return 2; }
+    split -b 15M -d "$dir/model.safetensors" "$OUT/$arm.safetensors.part"
+    tar -C "$dir" -cJf "$OUT/$arm.files.tar.xz" --exclude model.safetensors --exclude checkpoint.pt .
+    (cd "$dir" && sha256sum model.safetensors) > "$OUT/$arm.sha256"
+    echo "exported $arm: $(ls "$OUT/$arm".* | wc -l) files"
+}
+finetune() {  # the grid's shard $1 (all cells not recorded yet, with 0/1) for the time left; its records come back
+    export SHARD=$1
+    step finetune || rc=$?
+    local name=records-${SHARD/\//of}
+    (cd "$W/records" && find . -type f -newer "$W/.call-start" | tar -cJf "$OUT/$name.tar.xz" -T -)
+    echo "$(tar -tJf "$OUT/$name.tar.xz" | grep -c '\.json$') record files written in this call -> $name.tar.xz"
+}
 rc=0
 case $STEP in
-    pretrain)
+    pretrain)  # pack, the arms (default: all 3), then check and cka; EXPORT=ARM and THEN_FINETUNE=I/N use the rest
         [ $# -gt 0 ] && export ARMS="$*"
-        step pack pretrain || rc=$?
-        if [ $rc -eq 0 ] && [ -z "${1:-}" ]; then step check cka || rc=$?; fi
+        OUT_DIR=$W/out step pack pretrain || rc=$?
+        if [ $rc -eq 0 ] && [ -z "${1:-}" ]; then OUT_DIR=$W/out step check cka || rc=$?; fi
         tar -C "$W" -cJf "$OUT/pretrain.tar.xz" $(cd "$W" && ls -d head-init-*.json pack/pretokenized.json \
-            ckpt/*/log.jsonl ckpt/*/pretrain_config.json ckpt/*/.bf16 2>/dev/null) ;;
+            ckpt/*/log.jsonl ckpt/*/pretrain_config.json ckpt/*/.bf16 out 2>/dev/null)
+        [ -n "${EXPORT:-}" ] && { export_arm "$EXPORT" || rc=$?; }
+        if [ $rc -eq 0 ] && [ -n "${THEN_FINETUNE:-}" ] && [ "$(left)" -gt 150 ]; then finetune "$THEN_FINETUNE"; fi ;;
     cka)
-        step check cka || rc=$? ;;
-    finetune)
-        export SHARD=${1:?device.sh finetune: I/N expected}
-        step finetune || rc=$?
-        name=records-${SHARD/\//of}
-        (cd "$W/records" && find . -type f -newer "$W/.call-start" | tar -cJf "$OUT/$name.tar.xz" -T -)
-        echo "$(tar -tJf "$OUT/$name.tar.xz" | grep -c '\.json$') record files written in this call -> $name.tar.xz" ;;
+        OUT_DIR=$W/out step check cka || rc=$?
+        tar -C "$W" -cJf "$OUT/pretrain.tar.xz" out ;;
+    finetune)  # EXPORT=ARM first ships that checkpoint back (seconds), then the shard runs for the time left
+        [ -n "${EXPORT:-}" ] && { export_arm "$EXPORT" || rc=$?; }
+        finetune "${1:?device.sh finetune: I/N expected}" ;;
     export)
-        arm=${1:?device.sh export: ARM expected}; dir=$W/ckpt/$arm
-        [ -f "$dir/.bf16" ] || { echo "device.sh export: $dir is not a finished, bf16-rounded checkpoint"; exit 2; }
-        split -b 15M -d "$dir/model.safetensors" "$OUT/$arm.safetensors.part"
-        tar -C "$dir" -cJf "$OUT/$arm.files.tar.xz" --exclude model.safetensors --exclude checkpoint.pt .
-        (cd "$dir" && sha256sum model.safetensors) > "$OUT/$arm.sha256" ;;
+        export_arm "${1:?device.sh export: ARM expected}" || rc=$? ;;
     *)
         echo "device.sh: unknown STEP '$STEP'"; exit 2 ;;
 esac
