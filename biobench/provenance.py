@@ -26,13 +26,21 @@ LIBRARIES = {"torch": "torch", "transformers": "transformers", "datasets": "data
 
 
 def source_sha256(root: Path = PACKAGE_DIR) -> str:
-    """sha256 over the package's .py files (relative path + content, sorted): the code that ran."""
+    """sha256 over the package's .py files (relative path + content, sorted): the code that ran.
+
+    The same code gives the same hash installed (a wheel, `pip install --target`) or run from a checkout
+    (`pip install -e`): pyproject maps `biobench.tasks` to the repository's top-level `tasks/`, so an
+    installed package holds `tasks/__init__.py` and a checkout's `biobench/` does not; the checkout's is
+    hashed under the installed path."""
+    files = {p.relative_to(root).as_posix(): p for p in root.rglob("*.py") if "__pycache__" not in p.parts}
+    mapped = root.parent / "tasks"  # the checkout layout: biobench/ and tasks/ side by side
+    if not (root / "tasks").exists() and (mapped / "__init__.py").is_file():
+        files.update({"tasks/" + p.relative_to(mapped).as_posix(): p for p in mapped.rglob("*.py")
+                      if "__pycache__" not in p.parts})
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    for rel in sorted(files, key=lambda r: r.split("/")):  # the order of sorted(Path) in the installed layout
+        digest.update(rel.encode() + b"\0")
+        digest.update(files[rel].read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -299,6 +299,23 @@ def test_the_source_hash_changes_with_the_code(tmp_path):
     assert source_sha256(tmp_path) != before
 
 
+def test_the_source_hash_is_the_same_from_a_checkout_and_installed(tmp_path):
+    """A wheel or `pip install --target` copy holds biobench/tasks/__init__.py (pyproject maps biobench.tasks
+    to the top-level tasks/); the checkout does not. The same code must hash the same in both, or records made
+    on a GPU machine (installed) and here (editable) would be flagged as made by different code."""
+    import shutil
+
+    from biobench.provenance import PACKAGE_DIR, source_sha256
+
+    installed = tmp_path / "site" / "biobench"
+    shutil.copytree(PACKAGE_DIR, installed, ignore=shutil.ignore_patterns("__pycache__"))
+    (installed / "tasks").mkdir()
+    shutil.copy(PACKAGE_DIR.parent / "tasks" / "__init__.py", installed / "tasks" / "__init__.py")
+    assert source_sha256(installed) == source_sha256(PACKAGE_DIR)
+    (installed / "tasks" / "__init__.py").write_text("# another\n")  # and it is still part of the code
+    assert source_sha256(installed) != source_sha256(PACKAGE_DIR)
+
+
 def test_records_made_by_different_code_are_flagged():
     old = {"biobench": "0.1.0", "biobench_source": "1" * 64}
     new = {"biobench": "0.1.0", "biobench_source": "2" * 64}

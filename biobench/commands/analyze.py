@@ -6,9 +6,11 @@
 For every layer (the embedding output, then each transformer block) of A and B, the linear CKA of the
 documents' mean-pooled token states (attention-mask weighted), in float64, on the documents of FILE (one
 per line; .jsonl/.json/.parquet with --text-field). Prints 1 - CKA for A vs B and, with --control, for A vs
-C, and their ratio: the paper's reading is "the early layers of the detour moved 5-44x more than seed noise
-moves them" with A = detour, B = its MLM twin, C = the twin of another seed. Writes DIR/cka.json,
-DIR/cka.svg and, with matplotlib installed, DIR/cka.png.
+C, and their ratio. For the paper's reading ("the early layers of the detour moved 5-44x more than seed
+noise moves them"): A = the MLM twin, B = the detour (same seed, data and schedule), C = the MLM twin of
+another seed. Then A vs B is what the detour changed and A vs C is seed noise. (With A = the detour, A vs C
+would hold the detour's change too.) Writes DIR/cka.json, DIR/cka.svg and, with matplotlib installed,
+DIR/cka.png.
 
 Use held-out text (`biobench corpus --split validation`, or a slice of the raw text kept out of the
 pretraining corpus), never text the checkpoints were trained on. A, B and C must have the same depth and
@@ -32,10 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
     c = sub.add_parser("cka", help="layer-wise 1 - linear CKA of two checkpoints, against a control",
                        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("a", metavar="A", help="checkpoint (folder or hub id), e.g. the detour")
-    c.add_argument("b", metavar="B", help="checkpoint compared with A, e.g. its MLM twin")
+    c.add_argument("a", metavar="A", help="checkpoint (folder or hub id), e.g. the MLM twin")
+    c.add_argument("b", metavar="B", help="checkpoint compared with A, e.g. the detour of the same seed")
     c.add_argument("--control", metavar="C",
-                   help="checkpoint compared with A as the noise floor, e.g. a twin of another seed")
+                   help="checkpoint compared with A as the noise floor, e.g. the MLM twin of another seed")
     c.add_argument("--text", required=True, metavar="FILE", help="held-out documents, one per line (.txt)")
     c.add_argument("--text-field", default="text", help="text field of .jsonl/.json/.parquet (default %(default)s)")
     c.add_argument("--max-docs", type=int, metavar="N", help="use the first N documents")
@@ -153,8 +155,7 @@ def _print_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     m = result["models"]
-    table = Table(title=f"1 - linear CKA per layer, {result['documents']} documents of {result['text']}",
-                  title_justify="left")
+    table = Table()
     table.add_column("layer")
     table.add_column("A vs B", justify="right")
     if "C" in m:
@@ -167,6 +168,9 @@ def _print_table(result: dict[str, Any]) -> None:
             cells += [f"{row['one_minus_cka_ac']:.6f}", "n/a" if ratio is None else f"{ratio:.1f}x"]
         table.add_row(*cells)
     console = Console()
+    # a line of its own: as the table's title, rich would wrap it to the table's width
+    console.print(f"1 - linear CKA per layer, {result['documents']} documents of {result['text']}",
+                  highlight=False, soft_wrap=True)
     console.print(table)
     console.print("\n".join(f"{k} = {v}" for k, v in m.items()), highlight=False, soft_wrap=True)
 

@@ -33,7 +33,11 @@ left() { echo $(( LIMIT_S - ($(date +%s) - START) )); }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 if [ "${INSTALL:-1}" = 1 ]; then  # INSTALL=0: use the current environment (the CPU dry run)
     python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .whl/*.whl 2>&1 | tail -2
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation --upgrade --target /tmp/bb . 2>&1 | tail -2
+    # The replication's code is pinned: .devdata/pinned/biobench-*.whl, built from commit 5c35c17 (source hash
+    # 0027bdcd41e4, the code of the first lease's records), when carried; else the working tree.
+    pinned=$(ls .devdata/pinned/biobench-*.whl 2>/dev/null | head -1)
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation --upgrade --target /tmp/bb "${pinned:-.}" 2>&1 | tail -2
+    echo "biobench: ${pinned:-the working tree}"
     export PYTHONPATH=/tmp/bb:/tmp/site
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1

@@ -5,7 +5,8 @@
 #
 #   results/2026-12-04-replication-minilm/pack.sh [MIRROR (default ../shared/data)]
 #
-# Writes .devdata/minilm (bf16, if missing), .devdata/data.tar.xz, .devdata/repl.tar.xz; needs .whl (the wheels of
+# Writes .devdata/minilm (bf16, if missing), .devdata/data.tar.xz, .devdata/repl.tar.xz, .devdata/pinned (the
+# biobench wheel of the replication's code); needs .whl (the wheels of
 # benchmarks/README.md). About 4 minutes on 2 cores (the two corpus builds: 1.6 + 0.5 min).
 set -euo pipefail
 HERE=results/2026-12-04-replication-minilm
@@ -37,7 +38,15 @@ cp "$W/corpus-dev/manifest.yaml" "$HERE/corpus/manifest-dev.yaml"
 tar -C "$W" -cJf .devdata/repl.tar.xz corpus-train corpus-dev
 PYTHON=$PY bash benchmarks/pack_devdata.sh "$MIRROR"
 
-carry=(.devdata/minilm .devdata/data.tar.xz .devdata/repl.tar.xz .whl)
+# The replication's code, pinned: a wheel of biobench at PIN (5c35c17: source hash 0027bdcd41e4, the code of the
+# first lease's records), which device.sh installs instead of the working tree when it is carried.
+PIN=${PIN:-5c35c17}
+if ! ls .devdata/pinned/biobench-*.whl >/dev/null 2>&1; then
+    src=$(mktemp -d) && git archive "$PIN" | tar -x -C "$src"
+    $PY -m pip wheel -q --no-deps --no-build-isolation "$src" -w .devdata/pinned && rm -rf "$src"
+fi
+
+carry=(.devdata/minilm .devdata/data.tar.xz .devdata/repl.tar.xz .whl .devdata/pinned)
 total=0
 for path in "${carry[@]}"; do
     bytes=$(du -sb "$path" | cut -f1); total=$((total + bytes))
