@@ -12,6 +12,7 @@ import base64
 import csv
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,40 +187,41 @@ def _delta_header(g: Group) -> list[str]:
     return ["Model", *[f"Δ {t}" for t in g.tasks], "Δ Avg", "W/T/L", "sig. W/L", f"p ({k} tasks)"]
 
 
-def _delta_rows(g: Group, f: _Plain) -> list[list[str]]:
+def _per_model_rows(g: Group, f: _Plain, cell: Callable, tail: Callable | None = None) -> list[list[str]]:
+    """One row per compared model: its name, `cell(delta)` for every task, then `tail(comparison)`."""
     rows = []
     for m in g.models:
         c = g.comparisons.get(m)
         if c is None:
             continue
-        row = [f.esc(m)]
-        for t in g.tasks:
-            d = c.deltas.get(t)
-            if d is None:
-                row.append(f.dash)
-                continue
-            if d.delta is None:
-                row.append(f.dash + " " + f.small(f.esc(f"({d.reason})")))
-                continue
-            text = _num(d.delta, signed=True)
-            if d.p_holm is not None:
-                p_text = f"p={_p(d.p_holm)}".replace("p=<", "p<") + f", n={d.n_pairs}"
-                text = (f.bold(text) if d.p_holm < ALPHA else text) + f.small(f" ({f.esc(p_text)})")
-            else:
-                why = d.excluded or d.reason
-                pairs = f"n={d.n_pairs}, " if d.n_pairs else ""
-                text += f.small(f.esc(f" ({pairs}no p: {why})"))
-            row.append(text)
-        if c.avg_delta is None:
-            row.append(f.dash)
-        else:
-            scope = "" if c.complete else f.small(f" ({len(c.tasks)}/{len(g.tasks)} tasks)")
-            row.append(_num(c.avg_delta, signed=True) + scope)
-        row.append(f"{c.wins}/{c.ties}/{c.losses}")
-        row.append(f"{c.sig_wins}/{c.sig_losses}" if c.sig_wins is not None else f.dash)
-        row.append(_p(c.p) if c.p is not None else f.dash + " " + f.small(f.esc(f"({c.p_reason})")))
-        rows.append(row)
+        rows.append([f.esc(m), *(cell(c.deltas.get(t)) for t in g.tasks), *(tail(c) if tail else [])])
     return rows
+
+
+def _delta_rows(g: Group, f: _Plain) -> list[list[str]]:
+    def cell(d) -> str:
+        if d is None:
+            return f.dash
+        if d.delta is None:
+            return f.dash + " " + f.small(f.esc(f"({d.reason})"))
+        text = _num(d.delta, signed=True)
+        if d.p_holm is not None:
+            p_text = f"p={_p(d.p_holm)}".replace("p=<", "p<") + f", n={d.n_pairs}"
+            return (f.bold(text) if d.p_holm < ALPHA else text) + f.small(f" ({f.esc(p_text)})")
+        why = d.excluded or d.reason
+        pairs = f"n={d.n_pairs}, " if d.n_pairs else ""
+        return text + f.small(f.esc(f" ({pairs}no p: {why})"))
+
+    def tail(c) -> list[str]:
+        avg = f.dash
+        if c.avg_delta is not None:
+            scope = "" if c.complete else f.small(f" ({len(c.tasks)}/{len(g.tasks)} tasks)")
+            avg = _num(c.avg_delta, signed=True) + scope
+        return [avg, f"{c.wins}/{c.ties}/{c.losses}",
+                f"{c.sig_wins}/{c.sig_losses}" if c.sig_wins is not None else f.dash,
+                _p(c.p) if c.p is not None else f.dash + " " + f.small(f.esc(f"({c.p_reason})"))]
+
+    return _per_model_rows(g, f, cell, tail)
 
 
 def _example_header(g: Group) -> list[str]:
@@ -228,26 +230,18 @@ def _example_header(g: Group) -> list[str]:
 
 def _example_rows(g: Group, f: _Plain) -> list[list[str]]:
     """Per task: the example-level delta, its bootstrap interval and p (or why there is none)."""
-    rows = []
-    for m in g.models:
-        c = g.comparisons.get(m)
-        if c is None:
-            continue
-        row = [f.esc(m)]
-        for t in g.tasks:
-            d = c.deltas.get(t)
-            ex = d.example if d else None
-            if ex is None:
-                row.append(f.dash)
-            elif ex.p is None:
-                row.append(f.dash + " " + f.small(f.esc(f"({ex.reason})")))
-            else:
-                text = f.esc(f"{_num(ex.delta, signed=True)} [{_num(ex.low, signed=True)}, {_num(ex.high, signed=True)}]")
-                text = f.bold(text) if ex.p < ALPHA else text
-                row.append(text + f.small(f.esc(f" p={_p(ex.p)}".replace("p=<", "p<")
-                                                      + f" ({ex.seeds} seed(s) x {ex.examples} ex.)")))
-        rows.append(row)
-    return rows
+    def cell(d) -> str:
+        ex = d.example if d else None
+        if ex is None:
+            return f.dash
+        if ex.p is None:
+            return f.dash + " " + f.small(f.esc(f"({ex.reason})"))
+        text = f.esc(f"{_num(ex.delta, signed=True)} [{_num(ex.low, signed=True)}, {_num(ex.high, signed=True)}]")
+        text = f.bold(text) if ex.p < ALPHA else text
+        p_text = f" p={_p(ex.p)}".replace("p=<", "p<") + f" ({ex.seeds} seed(s) x {ex.examples} ex.)"
+        return text + f.small(f.esc(p_text))
+
+    return _per_model_rows(g, f, cell)
 
 
 def _has_example_tests(g: Group) -> bool:

@@ -7,7 +7,9 @@
 #   bash results/2026-12-04-replication-minilm/device.sh finetune I/N         # shard I of N of the fine-tuning grid
 #   bash results/2026-12-04-replication-minilm/device.sh export ARM           # a checkpoint as <=15 MiB chunks, for a later lease
 # EXPORT=ARM (pretrain, finetune) also exports that checkpoint in the same call; THEN_FINETUNE=I/N (pretrain)
-# fine-tunes that shard for the time left after cka. At most 8 files come back: pretrain.tar.xz (logs, pack
+# fine-tunes that shard for the time left after cka. EXPECT_WEIGHTS="twin-s0=75d072adc9e4 ..." (pretrain, for a
+# lease that rebuilds checkpoints of an earlier one instead of carrying them): the rebuilt weights must hash as the
+# records say, else THEN_FINETUNE runs FALLBACK_MODELS (or nothing). At most 8 files come back: pretrain.tar.xz (logs, pack
 # meta, check and cka output), STEP.log, records-IofN.tar.xz, and an export's 5 files.
 #
 # Carried (pack.sh prepares them here): .devdata/minilm, .devdata/data.tar.xz, .devdata/repl.tar.xz, .whl, and
@@ -68,6 +70,16 @@ finetune() {  # the grid's shard $1 (all cells not recorded yet, with 0/1) for t
     (cd "$W/records" && find . -type f -newer "$W/.call-start" | tar -cJf "$OUT/$name.tar.xz" -T -)
     echo "$(tar -tJf "$OUT/$name.tar.xz" | grep -c '\.json$') record files written in this call -> $name.tar.xz"
 }
+expect_weights() {  # EXPECT_WEIGHTS="ARM=SHA_PREFIX ...": are the rebuilt checkpoints those the records name?
+    local ok=0 pair arm want got
+    for pair in $EXPECT_WEIGHTS; do
+        arm=${pair%%=*} want=${pair#*=}
+        got=$(python3 -c "import sys; from biobench.provenance import weights_sha256; print(weights_sha256(sys.argv[1]))" "$W/ckpt/$arm")
+        if [ "${got:0:${#want}}" = "$want" ]; then echo "weights $arm: $got, as expected ($want)"
+        else echo "weights $arm: $got, expected $want"; ok=1; fi
+    done
+    return $ok
+}
 rc=0
 case $STEP in
     pretrain)  # pack, the arms (default: all 3), then check and cka; EXPORT=ARM and THEN_FINETUNE=I/N use the rest
@@ -76,6 +88,10 @@ case $STEP in
         if [ $rc -eq 0 ] && [ -z "${1:-}" ]; then OUT_DIR=$W/out step check cka || rc=$?; fi
         tar -C "$W" -cJf "$OUT/pretrain.tar.xz" $(cd "$W" && ls -d head-init-*.json pack/pretokenized.json \
             ckpt/*/log.jsonl ckpt/*/pretrain_config.json ckpt/*/.bf16 out 2>/dev/null)
+        if [ -n "${EXPECT_WEIGHTS:-}" ] && ! expect_weights; then
+            echo "the rebuilt weights are not those of the records: fine-tuning ${FALLBACK_MODELS:-nothing} instead"
+            [ -n "${FALLBACK_MODELS:-}" ] && export MODELS=$FALLBACK_MODELS || THEN_FINETUNE=
+        fi
         [ -n "${EXPORT:-}" ] && { export_arm "$EXPORT" || rc=$?; }
         if [ $rc -eq 0 ] && [ -n "${THEN_FINETUNE:-}" ] && [ "$(left)" -gt 150 ]; then finetune "$THEN_FINETUNE"; fi ;;
     cka)
