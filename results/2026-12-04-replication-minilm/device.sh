@@ -9,8 +9,8 @@
 # EXPORT=ARM (pretrain, finetune) also exports that checkpoint in the same call; THEN_FINETUNE=I/N (pretrain)
 # fine-tunes that shard for the time left after cka. EXPECT_WEIGHTS="twin-s0=75d072adc9e4 ..." (pretrain, for a
 # lease that rebuilds checkpoints of an earlier one instead of carrying them): the rebuilt weights must hash as the
-# records say, else THEN_FINETUNE runs FALLBACK_MODELS (or nothing). At most 8 files come back: pretrain.tar.xz (logs, pack
-# meta, check and cka output), STEP.log, records-IofN.tar.xz, and an export's 5 files.
+# records say, else THEN_FINETUNE runs FALLBACK_MODELS (or nothing). At most 8 files come back: pretrain.tar.xz
+# (logs, pack meta, check and cka output), STEP.log, records-IofN.tar.xz, and an export's 5 files.
 #
 # Carried (pack.sh prepares them here): .devdata/minilm, .devdata/data.tar.xz, .devdata/repl.tar.xz, .whl, and
 # for a lease that fine-tunes a checkpoint pretrained in an earlier one, .devdata/ckpt/ARM (reassemble.sh).
