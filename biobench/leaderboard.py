@@ -149,7 +149,7 @@ class ExampleTest:
     """Paired bootstrap over test examples (biobench.significance), pooled over the shared seeds."""
 
     delta: float | None = None  # mean over shared seeds of the per-seed metric differences
-    low: float | None = None  # 95 % percentile interval of the resampled delta
+    low: float | None = None  # 95 % interval: the deltas the bootstrap test keeps (significance.py)
     high: float | None = None
     p: float | None = None
     resamples: int = 0

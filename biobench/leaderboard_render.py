@@ -12,6 +12,7 @@ import base64
 import csv
 import html
 import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,16 @@ def _num(x: float, signed: bool = False) -> str:
 
 
 def _p(p: float | None) -> str:
+    """Three decimals, except where rounding would lift a significant p to the threshold itself: 50/1001 =
+    0.04995 is bold (p < 0.05), so it prints as 0.0499, not as a bold 0.050."""
     if p is None:
         return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    if p < 0.001:
+        return "<0.001"
+    text = f"{p:.3f}"
+    if p < ALPHA <= float(text):
+        text = f"{math.floor(p * 10_000) / 10_000:.4f}"
+    return text
 
 
 def _best(values: list[float | None]) -> set[int]:

@@ -14,9 +14,12 @@ counts, Pearson from moments...), so one resample is a weighted sum: `counts @ s
 draws n example indices with replacement, the SAME indices for both models and every shared seed
 (paired, and pooled over seeds); its statistic is the mean over seeds of (metric of the model -
 metric of the baseline). Reported: the observed delta (the mean of the per-seed deltas, as the seed
-table's paired delta), the 95 % percentile interval of the resampled deltas, and the two-sided p of
-the shifted bootstrap: p = (1 + #{|d* - d| >= |d|}) / (1 + B) (under H0 the resampled deltas centred
-on 0 reach the observed one that often). Spearman's rank correlation is not a sum: its resamples are
+table's paired delta), the two-sided p of the shifted bootstrap: p = (1 + #{|d* - d| >= |d|}) / (1 + B)
+(under H0 the resampled deltas centred on 0 reach the observed one that often), and the 95 % interval
+that this test gives: every delta D0 it would not reject at 5 %, d +- a quantile of |d* - d|. So the
+interval excludes 0 exactly when p < 0.05. (The percentile interval of the d* answers another question
+and, on a skewed bootstrap distribution, can contain 0 beside a p below 0.05: the leaderboard would
+then print a significant delta whose interval says otherwise.) Spearman's rank correlation is not a sum: its resamples are
 ranked one by one.
 """
 
@@ -30,7 +33,8 @@ import numpy as np
 
 CONFIDENCE = 0.95
 EXAMPLE_TEST = ("paired bootstrap over test examples, pooled over the shared seeds (same resampled examples "
-                "for both models and every seed); 95 % percentile interval; two-sided shifted-bootstrap p")
+                "for both models and every seed); two-sided shifted-bootstrap p; 95 % interval: the deltas this "
+                "test does not reject at 5 % (it excludes 0 exactly when p < 0.05)")
 _TOL = 1e-9
 
 
@@ -238,11 +242,26 @@ def paired_bootstrap(pairs: Sequence[tuple[ExampleScores, ExampleScores]], *, re
         counts = draw_counts(idx, n)  # once for every run of the chunk
         out.append(np.mean([a.resampled(idx, counts) - b.resampled(idx, counts) for a, b in pairs], axis=0))
     deltas = np.concatenate(out)
-    extreme = int(np.sum(np.abs(deltas - observed) >= abs(observed) - _TOL))
-    p = extreme / total if index is not None else (1 + extreme) / (1 + total)
-    alpha = (1 - CONFIDENCE) / 2
-    low, high = np.percentile(deltas, [100 * alpha, 100 * (1 - alpha)])
-    return BootstrapResult(observed, float(low), float(high), float(min(1.0, p)), total, deltas)
+    spread = np.abs(deltas - observed)
+    extreme = int(np.sum(spread >= abs(observed) - _TOL))
+    exact = index is not None  # enumerated resamples: p is the plain fraction
+    p = extreme / total if exact else (1 + extreme) / (1 + total)
+    half = _test_interval_half_width(spread, exact)
+    return BootstrapResult(observed, observed - half, observed + half, float(min(1.0, p)), total, deltas)
+
+
+def _test_interval_half_width(spread: np.ndarray, exact: bool) -> float:
+    """Half-width h of the interval that inverts the shifted test: D0 is kept when
+    p(D0) = (1 + #{|d* - d| >= |d - D0|}) / (1 + B) >= alpha (plain fraction when exact), i.e. when at most
+    K = ceil(alpha (1 + B) - 1) - 1 of the |d* - d| reach |d - D0|, i.e. when |d - D0| <= the (K+1)-th largest."""
+    alpha, total = 1 - CONFIDENCE, len(spread)
+    bound = alpha * total if exact else alpha * (1 + total) - 1  # counts below it are rejections
+    allowed = int(np.ceil(bound - 1e-9)) - 1  # 1e-9: 0.05 * 1000 is 50.00000000000004 in floating point
+    if allowed < 0:  # too few resamples to reject anything: the interval is unbounded
+        return float("inf")
+    if allowed >= total:
+        return 0.0
+    return float(np.sort(spread)[::-1][allowed]) + _TOL  # + the test's own tolerance on ties
 
 
 def load_example_scores(record, record_file) -> tuple[list, ExampleScores]:

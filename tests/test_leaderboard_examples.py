@@ -105,7 +105,52 @@ def test_bootstrap_equals_the_enumeration_of_all_resamples():
     assert res.delta == pytest.approx(observed)
     assert res.deltas == pytest.approx(ref)
     assert res.p == pytest.approx(p_ref) and res.resamples == 256
-    assert (res.low, res.high) == pytest.approx(tuple(np.percentile(ref, [2.5, 97.5])))
+    # the interval inverts the test: the D0 whose shifted p, counted here resample by resample, is >= 0.05
+    assert _kept_by_brute_force(ref, observed, exact=True, lo=res.low, hi=res.high)
+
+
+def _kept_by_brute_force(deltas, observed, *, exact, lo, hi):
+    """Every D0 on a fine grid (and just inside and outside each end): in [lo, hi] exactly when the shifted
+    test of H0: delta = D0, p(D0) = #{|d* - d| >= |d - D0|} / B (exact) or (1 + #) / (1 + B), is >= 0.05."""
+    total = len(deltas)
+    span = float(np.max(np.abs(np.asarray(deltas) - observed))) + 1
+    grid = list(np.linspace(observed - span, observed + span, 2001)) + [lo - 1e-6, lo + 1e-6, hi - 1e-6, hi + 1e-6]
+    for d0 in grid:
+        count = sum(1 for d in deltas if abs(d - observed) >= abs(observed - d0) - 1e-9)
+        p = count / total if exact else (1 + count) / (1 + total)
+        if (p >= 0.05) != (lo <= d0 <= hi):
+            return False
+    return True
+
+
+def test_the_interval_excludes_zero_exactly_when_p_is_below_005():
+    """A skewed bootstrap distribution (a rare class decides the metric), where the percentile interval of
+    the resampled deltas contains 0 beside p < 0.05: the replication's HoC row showed p = 0.050 in bold
+    beside [-2.1, +0.1]. The reported interval must agree with p on every case, and be the test's inversion."""
+    rng = np.random.default_rng(7)
+    disagreed = 0
+    for case in range(40):
+        n = 60
+        gold = rng.integers(0, 2, size=n)
+        gold[: 3 + case % 5] = 2  # a rare class: macro-F1 jumps when a resample drops or repeats it
+        base = np.where(rng.random(n) < 0.7, gold, rng.integers(0, 3, size=n))
+        model = np.where(rng.random(n) < 0.6 + 0.01 * case, gold, base)
+        pairs = [(example_scores("classification", "macro_f1", gold.tolist(), model.tolist(), ["a", "b", "c"]),
+                  example_scores("classification", "macro_f1", gold.tolist(), base.tolist(), ["a", "b", "c"]))]
+        res = paired_bootstrap(pairs, resamples=400, seed=case)
+        assert (res.p < 0.05) == (not res.low <= 0 <= res.high), (case, res.p, res.low, res.high)
+        low, high = np.percentile(res.deltas, [2.5, 97.5])
+        disagreed += (res.p < 0.05) != (not low <= 0 <= high)
+        if case < 5:
+            assert _kept_by_brute_force(res.deltas, res.delta, exact=False, lo=res.low, hi=res.high), case
+    assert disagreed >= 1  # the cases include the skew that fooled the percentile interval
+
+
+def test_a_significant_p_never_prints_as_the_threshold():
+    from biobench.leaderboard_render import _p
+
+    assert _p(50 / 1001) == "0.0499"  # < 0.05, bold: not "0.050"
+    assert _p(0.05) == "0.050" and _p(51 / 1001) == "0.051" and _p(0.0123) == "0.012" and _p(0.0004) == "<0.001"
 
 
 def test_random_resamples_approach_the_exact_bootstrap():
