@@ -19,8 +19,8 @@ table's paired delta), the two-sided p of the shifted bootstrap: p = (1 + #{|d* 
 that this test gives: every delta D0 it would not reject at 5 %, d +- a quantile of |d* - d|. So the
 interval excludes 0 exactly when p < 0.05. (The percentile interval of the d* answers another question
 and, on a skewed bootstrap distribution, can contain 0 beside a p below 0.05: the leaderboard would
-then print a significant delta whose interval says otherwise.) Spearman's rank correlation is not a sum: its resamples are
-ranked one by one.
+then print a significant delta whose interval says otherwise.) Spearman's rank correlation is not a
+sum: its resamples are ranked one by one.
 """
 
 from __future__ import annotations
@@ -259,8 +259,6 @@ def _test_interval_half_width(spread: np.ndarray, exact: bool) -> float:
     allowed = int(np.ceil(bound - 1e-9)) - 1  # 1e-9: 0.05 * 1000 is 50.00000000000004 in floating point
     if allowed < 0:  # too few resamples to reject anything: the interval is unbounded
         return float("inf")
-    if allowed >= total:
-        return 0.0
     return float(np.sort(spread)[::-1][allowed]) + _TOL  # + the test's own tolerance on ties
 
 
